@@ -1,0 +1,119 @@
+//! The three model-side extension points. Implementations live in `plugins/`; each is listed by
+//! name in the registry (`crate::registry`), which is how specs refer to them.
+//!
+//! The traits are generic over burn's `Backend`, so one implementation serves the CPU backend,
+//! CUDA and their autodiff wrappers.
+
+use std::path::PathBuf;
+
+use burn::module::ParamId;
+use burn::tensor::{Tensor, backend::Backend};
+use serde::{Deserialize, Serialize};
+
+/// Turns clips into video embeddings: a per-frame image encoder followed by a temporal head.
+///
+/// The split into `frame_features` and `temporal` exists so frozen per-frame features can be
+/// cached once and reused by every run that only trains what comes after them.
+pub trait VideoEncoder<B: Backend>: Send {
+    /// Width D of the video embedding.
+    fn embed_dim(&self) -> usize;
+
+    /// Frames `[B, T, 3, H, W]` (normalised pixels) → per-frame embeddings `[B, T, D]`.
+    fn frame_features(&self, frames: Tensor<B, 5>) -> Tensor<B, 3>;
+
+    /// Per-frame embeddings `[B, T, D]` → video embeddings `[B, D]` (not normalised).
+    fn temporal(&self, frame_features: Tensor<B, 3>) -> Tensor<B, 2>;
+
+    /// Frames `[B, T, 3, H, W]` → video embeddings `[B, D]`.
+    fn forward(&self, frames: Tensor<B, 5>) -> Tensor<B, 2> {
+        self.temporal(self.frame_features(frames))
+    }
+
+    /// Which parameters belong to the pretrained backbone (trained at `lr × clip_ratio`, with
+    /// the logit scale) and which to the newly initialised head (trained at `lr`).
+    fn param_groups(&self) -> ParamGroups;
+}
+
+/// Parameter ids by optimiser group.
+#[derive(Clone, Debug, Default)]
+pub struct ParamGroups {
+    pub backbone: Vec<ParamId>,
+    pub head: Vec<ParamId>,
+}
+
+/// Encodes class-name prompts for text-based classifier inits.
+pub trait TextEncoder<B: Backend> {
+    /// Width of the text embedding.
+    fn embed_dim(&self) -> usize;
+    /// Prompts → embeddings `[N, P]` (not normalised).
+    fn encode(&self, prompts: &[String]) -> Result<Tensor<B, 2>, PluginError>;
+}
+
+/// What a classifier init may draw on. Fields a plugin does not ask for are `None`.
+pub struct InitInputs<'a, B: Backend> {
+    /// Class names in label order, as the dataset gives them.
+    pub class_names: &'a [String],
+    /// Width D of the video embedding that W must match (or be projected to).
+    pub embed_dim: usize,
+    /// The CLIP text tower, for text inits.
+    pub text: Option<&'a dyn TextEncoder<B>>,
+    /// Frozen video features `[N, D]` of training videos with their labels, for LDA and
+    /// class-mean inits.
+    pub features: Option<(Tensor<B, 2>, Vec<usize>)>,
+    /// The run's seed, for random inits.
+    pub seed: u64,
+    pub device: B::Device,
+}
+
+/// Produces the classifier matrix W `[C, D']` from prior knowledge (`D'` may differ from D, e.g.
+/// for BERT inits; the classifier then learns a projection).
+pub trait ClassifierInit<B: Backend>: Sync {
+    /// Does it need frozen training features (LDA, class means)? The scheduler then makes the run
+    /// depend on a `features` run.
+    fn needs_features(&self) -> bool;
+    /// Does it need a text encoder?
+    fn needs_text(&self) -> bool;
+    fn init(&self, inputs: &InitInputs<'_, B>) -> Result<Tensor<B, 2>, PluginError>;
+}
+
+/// One video of a dataset split.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VideoItem {
+    /// A frame folder or a video file.
+    pub path: PathBuf,
+    pub label: usize,
+    /// Frame count when the annotations give it (frame folders are counted when read).
+    pub frames: Option<u32>,
+}
+
+/// The metric a protocol reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Metric {
+    Top1,
+    Top5,
+    MeanClassAccuracy,
+    /// Mean average precision over classes (ActivityNet).
+    MeanAp,
+}
+
+/// A dataset in its official layout (or the reference's list files): classes, splits, protocols.
+pub trait Dataset: Send + Sync {
+    /// Class names in label order.
+    fn class_names(&self) -> &[String];
+    /// Names of the splits it has (`train`, `val`, `test`, or per official split).
+    fn splits(&self) -> Vec<String>;
+    /// The videos of one split.
+    fn videos(&self, split: &str) -> Result<Vec<VideoItem>, PluginError>;
+    /// Metrics of the dataset's protocols, the headline metric first.
+    fn metrics(&self) -> &'static [Metric];
+}
+
+/// A plugin failure, naming the file, key or shape at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
