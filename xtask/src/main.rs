@@ -1,1 +1,92 @@
-fn main(){}
+//! `cargo xtask`: the text4vis-rs command line.
+
+mod backend;
+mod bench;
+mod listing;
+mod registry;
+mod sweep_cmd;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "xtask",
+    version,
+    about = "text4vis-rs: sweeps of video-recognition experiments, their runs and results"
+)]
+struct Cli {
+    /// Results folder: the run store, run folders, caches and reports.
+    #[arg(long, global = true, env = "T4V_RESULTS", default_value = "results")]
+    results: PathBuf,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a sweep script: plan its runs, skip finished ones, execute the rest in workers.
+    Sweep(sweep_cmd::SweepArgs),
+    /// List runs.
+    Runs {
+        /// Only runs of this sweep.
+        #[arg(long)]
+        sweep: Option<String>,
+        /// Only runs with this status (pending, running, done, failed).
+        #[arg(long)]
+        status: Option<t4v_store::RunStatus>,
+        /// A JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one run: spec, attempts, metric series, artefacts.
+    Show {
+        /// A run id or a unique prefix of one.
+        run: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the run kinds and plugins specs can name.
+    Plugins {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the whole store as JSON lines.
+    Export {
+        /// Output file (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Benchmarks of the engine (planning, resume, listing at 10,000 runs).
+    Bench {
+        /// Runs in the benchmark sweep.
+        #[arg(long, default_value_t = 10_000)]
+        runs: usize,
+    },
+    /// Execute one run (started by the sweep coordinator; not for direct use).
+    #[command(hide = true)]
+    Worker { job: PathBuf },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let registry = registry::REGISTRY;
+    match cli.command {
+        Cmd::Worker { job } => std::process::exit(t4v_sweep::worker::run(&job, &registry)),
+        Cmd::Sweep(args) => {
+            let code = sweep_cmd::run(&cli.results, &args, &registry)?;
+            std::process::exit(code)
+        }
+        Cmd::Runs {
+            sweep,
+            status,
+            json,
+        } => listing::runs(&cli.results, sweep.as_deref(), status, json),
+        Cmd::Show { run, json } => listing::show(&cli.results, &run, json),
+        Cmd::Plugins { json } => listing::plugins(&registry, json),
+        Cmd::Export { out } => listing::export(&cli.results, out.as_deref()),
+        Cmd::Bench { runs } => bench::run(&cli.results, runs, &registry),
+    }
+}

@@ -161,7 +161,10 @@ pub struct Registry {
 
 impl Registry {
     pub fn run_kind(&self, name: &str) -> Option<&'static dyn RunKind> {
-        self.run_kinds.iter().copied().find(|k| k.info().name == name)
+        self.run_kinds
+            .iter()
+            .copied()
+            .find(|k| k.info().name == name)
     }
 
     /// The descriptors of one family.

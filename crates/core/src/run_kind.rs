@@ -68,9 +68,9 @@ impl Job {
     }
 
     pub fn param_u64(&self, name: &str) -> Result<u64, RunError> {
-        self.param(name)?.as_u64().ok_or_else(|| {
-            RunError::Failed(format!("parameter `params.{name}` is not an integer"))
-        })
+        self.param(name)?
+            .as_u64()
+            .ok_or_else(|| RunError::Failed(format!("parameter `params.{name}` is not an integer")))
     }
 
     pub fn param_f64(&self, name: &str) -> Result<f64, RunError> {

@@ -506,27 +506,43 @@ mod tests {
 
     #[test]
     fn key_order_float_format_and_defaults_do_not_change_the_id() {
-        let a = id(json!({"kind": "probe", "optim": {"lr": 1e-5, "epochs": 10}, "params": {"steps": 3}}));
+        let a = id(
+            json!({"kind": "probe", "optim": {"lr": 1e-5, "epochs": 10}, "params": {"steps": 3}}),
+        );
         let b: Value = serde_json::from_str(
             r#"{"params": {"steps": 3.0, "scale": 1}, "optim": {"epochs": 10, "lr": 0.00001,
                 "weight_decay": 0.2}, "seed": 1024, "kind": "probe", "data": {"dataset": "k400"}}"#,
         )
         .unwrap();
         assert_eq!(a, id(b));
-        assert_ne!(a, id(json!({"kind": "probe", "optim": {"lr": 2e-5, "epochs": 10}, "params": {"steps": 3}})));
-        assert_ne!(a, id(json!({"kind": "probe", "seed": 1, "optim": {"lr": 1e-5, "epochs": 10}, "params": {"steps": 3}})));
+        assert_ne!(
+            a,
+            id(
+                json!({"kind": "probe", "optim": {"lr": 2e-5, "epochs": 10}, "params": {"steps": 3}})
+            )
+        );
+        assert_ne!(
+            a,
+            id(
+                json!({"kind": "probe", "seed": 1, "optim": {"lr": 1e-5, "epochs": 10}, "params": {"steps": 3}})
+            )
+        );
     }
 
     #[test]
     fn the_id_is_stable_across_versions() {
         // Pinned: a change here re-addresses every stored run.
-        let spec = RunSpec::resolve(&json!({"kind": "probe", "params": {"mode": "b"}}), &REG).unwrap();
+        let spec =
+            RunSpec::resolve(&json!({"kind": "probe", "params": {"mode": "b"}}), &REG).unwrap();
         assert_eq!(
             spec.canonical(&REG).to_string(),
             r#"{"kind":"probe","params":{"mode":"b"},"seed":1024}"#
         );
         assert_eq!(spec.id(&REG).as_str().len(), 16);
-        assert_eq!(spec.id(&REG), id(json!({"params": {"mode": "b"}, "kind": "probe"})));
+        assert_eq!(
+            spec.id(&REG),
+            id(json!({"params": {"mode": "b"}, "kind": "probe"}))
+        );
     }
 
     #[test]
@@ -540,7 +556,10 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let err = |v: Value| RunSpec::resolve(&v, &REG).unwrap_err().to_string();
-        assert!(err(json!({"kind": "probe", "optim": {"lr": "fast"}})).starts_with("field `optim.lr`: invalid type: string"));
+        assert!(
+            err(json!({"kind": "probe", "optim": {"lr": "fast"}}))
+                .starts_with("field `optim.lr`: invalid type: string")
+        );
         assert!(err(json!({"kind": "probe", "optim": {"lrr": 1}})).contains("unknown field `lrr`"));
         assert_eq!(
             err(json!({"kind": "trian"})),
@@ -550,7 +569,10 @@ mod tests {
             err(json!({"kind": "probe", "data": {"dataset": "k700"}})),
             "field `data.dataset`: unknown dataset `k700` (known: k400)"
         );
-        assert!(err(json!({"kind": "probe", "params": {"step": 1}})).starts_with("field `params.step`: run kind `probe` has no such parameter"));
+        assert!(
+            err(json!({"kind": "probe", "params": {"step": 1}}))
+                .starts_with("field `params.step`: run kind `probe` has no such parameter")
+        );
         assert_eq!(
             err(json!({"kind": "probe", "params": {"mode": "c"}})),
             "field `params.mode`: `c` is not one of a, b"
@@ -559,8 +581,13 @@ mod tests {
             err(json!({"kind": "probe", "params": {"steps": -1}})),
             "field `params.steps`: expected a non-negative integer, found an integer"
         );
-        assert!(err(json!({"kind": "probe", "needs": {"model": "0123456789abcdef"}})).starts_with("field `needs.model`"));
-        assert!(err(json!({"kind": "probe", "needs": {"features": "xyz"}})).contains("not a run id"));
+        assert!(
+            err(json!({"kind": "probe", "needs": {"model": "0123456789abcdef"}}))
+                .starts_with("field `needs.model`")
+        );
+        assert!(
+            err(json!({"kind": "probe", "needs": {"features": "xyz"}})).contains("not a run id")
+        );
     }
 
     #[test]

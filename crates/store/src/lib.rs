@@ -78,7 +78,11 @@ pub struct Store {
     active: sled::Tree,
 }
 
-fn decode<T: serde::de::DeserializeOwned>(tree: &'static str, key: &[u8], bytes: &[u8]) -> Result<T> {
+fn decode<T: serde::de::DeserializeOwned>(
+    tree: &'static str,
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
         tree,
         key: String::from_utf8_lossy(key).into_owned(),
@@ -193,7 +197,13 @@ impl Store {
             let key = id.as_str().as_bytes();
             let mut rec = match self.runs.get(key)? {
                 Some(b) => decode::<RunRecord>("runs", key, &b)?,
-                None => RunRecord::new(id.clone(), spec.clone(), canonical.clone(), setting.clone(), now),
+                None => RunRecord::new(
+                    id.clone(),
+                    spec.clone(),
+                    canonical.clone(),
+                    setting.clone(),
+                    now,
+                ),
             };
             if rec.sweeps.insert(sweep.name.clone()) || rec.created_ms == now {
                 rec.updated_ms = now;
@@ -227,7 +237,9 @@ impl Store {
 
     /// A run by id or unique id prefix.
     pub fn find_run(&self, prefix: &str) -> Result<RunRecord> {
-        let mut found = self.runs.scan_prefix(prefix.to_ascii_lowercase().as_bytes());
+        let mut found = self
+            .runs
+            .scan_prefix(prefix.to_ascii_lowercase().as_bytes());
         match (found.next(), found.next()) {
             (Some(kv), None) => {
                 let (k, v) = kv?;
@@ -299,8 +311,7 @@ impl Store {
             Ok(rec.attempts)
         })?;
         let attempt = Attempt { n, ..attempt };
-        self.attempts
-            .insert(attempt_key(id, n), encode(&attempt))?;
+        self.attempts.insert(attempt_key(id, n), encode(&attempt))?;
         self.active.insert(id.as_str().as_bytes(), &[])?;
         self.flush()?;
         Ok(n)
@@ -358,7 +369,11 @@ impl Store {
                 continue;
             };
             if rec.status == RunStatus::Running {
-                let n = rec.claim.as_ref().map(|c| c.attempt).unwrap_or(rec.attempts);
+                let n = rec
+                    .claim
+                    .as_ref()
+                    .map(|c| c.attempt)
+                    .unwrap_or(rec.attempts);
                 self.finish(
                     &id,
                     n,
@@ -408,7 +423,14 @@ impl Store {
 
     /// Adds a point to a series; a point at an existing step replaces it (a resumed run re-emits
     /// the steps it redoes).
-    pub fn append_metric(&self, id: &RunId, split: &str, name: &str, step: u64, value: f64) -> Result<()> {
+    pub fn append_metric(
+        &self,
+        id: &RunId,
+        split: &str,
+        name: &str,
+        step: u64,
+        value: f64,
+    ) -> Result<()> {
         self.metrics
             .update_and_fetch(metric_key(id, split, name), |old| {
                 let mut s = old.map(Series::decode).unwrap_or_default();
@@ -491,29 +513,59 @@ mod tests {
     }
 
     fn entry(n: u8) -> (RunId, serde_json::Value, serde_json::Value, RunId) {
-        (id(n), json!({"kind": "selftest"}), json!({"kind": "selftest"}), id(200))
+        (
+            id(n),
+            json!({"kind": "selftest"}),
+            json!({"kind": "selftest"}),
+            id(200),
+        )
     }
 
     #[test]
     fn claim_is_exclusive_and_outcomes_move_status() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.register_sweep(sweep("a", &[id(1)]), &[entry(1)]).unwrap();
-        let n = store.claim(&id(1), "me", Attempt::starting(Provenance::default())).unwrap();
+        store
+            .register_sweep(sweep("a", &[id(1)]), &[entry(1)])
+            .unwrap();
+        let n = store
+            .claim(&id(1), "me", Attempt::starting(Provenance::default()))
+            .unwrap();
         assert_eq!(n, 1);
         assert!(matches!(
             store.claim(&id(1), "other", Attempt::starting(Provenance::default())),
-            Err(StoreError::NotClaimable { status: RunStatus::Running, .. })
+            Err(StoreError::NotClaimable {
+                status: RunStatus::Running,
+                ..
+            })
         ));
         store
-            .finish(&id(1), n, AttemptOutcome::Failed, None, Some("boom".into()), vec!["x".into()])
+            .finish(
+                &id(1),
+                n,
+                AttemptOutcome::Failed,
+                None,
+                Some("boom".into()),
+                vec!["x".into()],
+            )
             .unwrap();
         let r = store.run(&id(1)).unwrap().unwrap();
-        assert_eq!((r.status, r.reason.as_deref()), (RunStatus::Failed, Some("boom")));
-        let n2 = store.claim(&id(1), "me", Attempt::starting(Provenance::default())).unwrap();
+        assert_eq!(
+            (r.status, r.reason.as_deref()),
+            (RunStatus::Failed, Some("boom"))
+        );
+        let n2 = store
+            .claim(&id(1), "me", Attempt::starting(Provenance::default()))
+            .unwrap();
         assert_eq!(n2, 2);
-        store.finish(&id(1), n2, AttemptOutcome::Succeeded, None, None, vec![]).unwrap();
-        assert!(store.claim(&id(1), "me", Attempt::starting(Provenance::default())).is_err());
+        store
+            .finish(&id(1), n2, AttemptOutcome::Succeeded, None, None, vec![])
+            .unwrap();
+        assert!(
+            store
+                .claim(&id(1), "me", Attempt::starting(Provenance::default()))
+                .is_err()
+        );
         let attempts = store.attempts(&id(1)).unwrap();
         assert_eq!(attempts.len(), 2);
         assert_eq!(attempts[0].stderr_tail, vec!["x".to_string()]);
@@ -523,13 +575,19 @@ mod tests {
     fn concurrent_claims_give_one_winner() {
         let dir = tempfile::tempdir().unwrap();
         let store = std::sync::Arc::new(Store::open(dir.path()).unwrap());
-        store.register_sweep(sweep("a", &[id(1)]), &[entry(1)]).unwrap();
+        store
+            .register_sweep(sweep("a", &[id(1)]), &[entry(1)])
+            .unwrap();
         let winners: usize = (0..8)
             .map(|t| {
                 let s = store.clone();
                 std::thread::spawn(move || {
-                    s.claim(&id(1), &format!("w{t}"), Attempt::starting(Provenance::default()))
-                        .is_ok() as usize
+                    s.claim(
+                        &id(1),
+                        &format!("w{t}"),
+                        Attempt::starting(Provenance::default()),
+                    )
+                    .is_ok() as usize
                 })
             })
             .collect::<Vec<_>>()
@@ -544,20 +602,37 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
-            store.register_sweep(sweep("a", &[id(1), id(2)]), &[entry(1), entry(2)]).unwrap();
-            store.claim(&id(1), "me", Attempt::starting(Provenance::default())).unwrap();
-            store.append_metric(&id(1), "train", "loss", 0, 1.0).unwrap();
-            store.append_metric(&id(1), "train", "loss", 1, 0.5).unwrap();
+            store
+                .register_sweep(sweep("a", &[id(1), id(2)]), &[entry(1), entry(2)])
+                .unwrap();
+            store
+                .claim(&id(1), "me", Attempt::starting(Provenance::default()))
+                .unwrap();
+            store
+                .append_metric(&id(1), "train", "loss", 0, 1.0)
+                .unwrap();
+            store
+                .append_metric(&id(1), "train", "loss", 1, 0.5)
+                .unwrap();
             store.flush().unwrap();
-            assert!(matches!(Store::open(dir.path()), Err(StoreError::Locked { .. })));
+            assert!(matches!(
+                Store::open(dir.path()),
+                Err(StoreError::Locked { .. })
+            ));
         }
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.recover_interrupted().unwrap(), vec![id(1)]);
         let r = store.run(&id(1)).unwrap().unwrap();
         assert_eq!(r.status, RunStatus::Pending);
-        assert_eq!(store.attempts(&id(1)).unwrap()[0].outcome, AttemptOutcome::Interrupted);
+        assert_eq!(
+            store.attempts(&id(1)).unwrap()[0].outcome,
+            AttemptOutcome::Interrupted
+        );
         let m = store.metrics(&id(1)).unwrap();
-        assert_eq!(m[&("train".to_string(), "loss".to_string())].points(), &[(0, 1.0), (1, 0.5)]);
+        assert_eq!(
+            m[&("train".to_string(), "loss".to_string())].points(),
+            &[(0, 1.0), (1, 0.5)]
+        );
         assert!(store.recover_interrupted().unwrap().is_empty());
     }
 
@@ -565,12 +640,19 @@ mod tests {
     fn sweeps_share_runs_and_removal_drops_membership() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.register_sweep(sweep("a", &[id(1), id(2)]), &[entry(1), entry(2)]).unwrap();
-        store.register_sweep(sweep("b", &[id(2)]), &[entry(2)]).unwrap();
+        store
+            .register_sweep(sweep("a", &[id(1), id(2)]), &[entry(1), entry(2)])
+            .unwrap();
+        store
+            .register_sweep(sweep("b", &[id(2)]), &[entry(2)])
+            .unwrap();
         assert_eq!(store.run_count(), 2);
         let r2 = store.run(&id(2)).unwrap().unwrap();
         assert_eq!(r2.sweeps.iter().collect::<Vec<_>>(), vec!["a", "b"]);
-        let prev = store.register_sweep(sweep("a", &[id(1)]), &[entry(1)]).unwrap().unwrap();
+        let prev = store
+            .register_sweep(sweep("a", &[id(1)]), &[entry(1)])
+            .unwrap()
+            .unwrap();
         assert_eq!(prev.runs, vec![id(1), id(2)]);
         let r2 = store.run(&id(2)).unwrap().unwrap();
         assert_eq!(r2.sweeps.iter().collect::<Vec<_>>(), vec!["b"]);
@@ -583,6 +665,13 @@ mod tests {
             .collect();
         assert_eq!(lines.iter().filter(|l| l["type"] == "run").count(), 2);
         assert_eq!(lines.iter().filter(|l| l["type"] == "sweep").count(), 2);
-        assert_eq!(store.find_run("00000000000000").unwrap_err().to_string().contains("ambiguous"), true);
+        assert_eq!(
+            store
+                .find_run("00000000000000")
+                .unwrap_err()
+                .to_string()
+                .contains("ambiguous"),
+            true
+        );
     }
 }

@@ -1,0 +1,214 @@
+//! The plan: what running a sweep now would do, run by run, given the store.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+
+use t4v_core::RunId;
+use t4v_store::{RunStatus, Store, StoreError, SweepRecord};
+
+use crate::script::SweepDef;
+
+/// What the scheduler will do with a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PlanState {
+    /// Not in the store yet: will run.
+    New,
+    /// In the store, never finished: will run.
+    Pending,
+    /// Left `running` by a coordinator that died: will run again.
+    Interrupted,
+    /// Failed before; runs again only with `--retry-failed`.
+    Failed,
+    /// Failed before and `--retry-failed` was given: will run.
+    Retry,
+    /// Finished: skipped.
+    Done,
+    /// A dependency failed (and is not retried): cannot run.
+    Blocked,
+}
+
+impl PlanState {
+    pub fn label(self) -> &'static str {
+        match self {
+            PlanState::New => "new",
+            PlanState::Pending => "pending",
+            PlanState::Interrupted => "interrupted",
+            PlanState::Failed => "failed",
+            PlanState::Retry => "retry",
+            PlanState::Done => "done",
+            PlanState::Blocked => "blocked",
+        }
+    }
+
+    /// Will the scheduler start this run?
+    pub fn runs(self) -> bool {
+        matches!(
+            self,
+            PlanState::New | PlanState::Pending | PlanState::Interrupted | PlanState::Retry
+        )
+    }
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    /// In script order (dependencies first).
+    pub states: Vec<PlanState>,
+    /// Runs the previous script under this name did not list.
+    pub added: Vec<RunId>,
+    /// Runs the previous script listed and this one does not (they stay in the store).
+    pub removed: Vec<RunId>,
+    /// The previous record under this name, if any.
+    pub previous: Option<SweepRecord>,
+}
+
+impl Plan {
+    /// Plans `def` against the store (`None`: an empty store).
+    pub fn new(
+        def: &SweepDef,
+        store: Option<&Store>,
+        retry_failed: bool,
+    ) -> Result<Plan, StoreError> {
+        let previous = match store {
+            Some(s) => s.sweep(&def.name)?,
+            None => None,
+        };
+        let mut states = Vec::with_capacity(def.runs.len());
+        let mut by_id: HashMap<&RunId, PlanState> = HashMap::with_capacity(def.runs.len());
+        for run in &def.runs {
+            let stored = match store {
+                Some(s) => s.run(&run.id)?.map(|r| r.status),
+                None => None,
+            };
+            let mut state = match stored {
+                None => PlanState::New,
+                Some(RunStatus::Pending) => PlanState::Pending,
+                Some(RunStatus::Running) => PlanState::Interrupted,
+                Some(RunStatus::Done) => PlanState::Done,
+                Some(RunStatus::Failed) if retry_failed => PlanState::Retry,
+                Some(RunStatus::Failed) => PlanState::Failed,
+            };
+            let dep_blocked = run
+                .needs()
+                .values()
+                .any(|d| matches!(by_id.get(d), Some(PlanState::Failed | PlanState::Blocked)));
+            if dep_blocked && state != PlanState::Done {
+                state = PlanState::Blocked;
+            }
+            by_id.insert(&run.id, state);
+            states.push(state);
+        }
+        let (added, removed) = match &previous {
+            Some(p) => {
+                let old: HashSet<&RunId> = p.runs.iter().collect();
+                let new: HashSet<&RunId> = def.runs.iter().map(|r| &r.id).collect();
+                (
+                    def.runs
+                        .iter()
+                        .filter(|r| !old.contains(&r.id))
+                        .map(|r| r.id.clone())
+                        .collect(),
+                    p.runs
+                        .iter()
+                        .filter(|id| !new.contains(id))
+                        .cloned()
+                        .collect(),
+                )
+            }
+            None => (Vec::new(), Vec::new()),
+        };
+        Ok(Plan {
+            states,
+            added,
+            removed,
+            previous,
+        })
+    }
+
+    pub fn counts(&self) -> BTreeMap<PlanState, usize> {
+        let mut c = BTreeMap::new();
+        for s in &self.states {
+            *c.entry(*s).or_insert(0) += 1;
+        }
+        c
+    }
+
+    pub fn to_run(&self) -> usize {
+        self.states.iter().filter(|s| s.runs()).count()
+    }
+
+    /// One line of counts: `12 runs: 4 new, 6 done, 2 failed`.
+    pub fn summary(&self) -> String {
+        let mut s = format!("{} runs:", self.states.len());
+        let parts: Vec<String> = self
+            .counts()
+            .iter()
+            .map(|(k, n)| format!(" {n} {}", k.label()))
+            .collect();
+        s.push_str(&parts.join(","));
+        s
+    }
+
+    /// The changes against the previous script under the same name, or an empty string.
+    pub fn changes(&self, def: &SweepDef) -> String {
+        let mut out = String::new();
+        let Some(prev) = &self.previous else {
+            return out;
+        };
+        if prev.script_hash == def.script_hash && self.added.is_empty() && self.removed.is_empty() {
+            return out;
+        }
+        let _ = writeln!(
+            out,
+            "sweep `{}` changed since its last run: {} run(s) added, {} removed",
+            def.name,
+            self.added.len(),
+            self.removed.len()
+        );
+        let by_id: HashMap<&RunId, &crate::PlannedRun> =
+            def.runs.iter().map(|r| (&r.id, r)).collect();
+        for id in &self.added {
+            let _ = writeln!(
+                out,
+                "  + {id}  {}",
+                by_id.get(id).map(|r| r.label()).unwrap_or_default()
+            );
+        }
+        for id in &self.removed {
+            let _ = writeln!(out, "  - {id}  (kept in the store)");
+        }
+        out
+    }
+
+    /// The full plan, one run a line.
+    pub fn render(&self, def: &SweepDef) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "sweep `{}` ({}): {}",
+            def.name,
+            def.script_path,
+            self.summary()
+        );
+        for (run, state) in def.runs.iter().zip(&self.states) {
+            let needs: Vec<String> = run
+                .needs()
+                .iter()
+                .map(|(k, v)| format!("{k}←{v}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  {:<11} {}  {:<9} {}{}",
+                state.label(),
+                run.id,
+                run.spec.kind,
+                run.label(),
+                if needs.is_empty() {
+                    String::new()
+                } else {
+                    format!("  [needs {}]", needs.join(", "))
+                }
+            );
+        }
+        out
+    }
+}

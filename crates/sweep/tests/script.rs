@@ -1,0 +1,154 @@
+//! The sweep script API: axes, seeds, dependencies, de-duplication, errors and the sandbox.
+
+use t4v_core::{PluginInfo, Registry, RunKind};
+use t4v_sweep::script::evaluate;
+use t4v_sweep::selftest::Selftest;
+
+static KINDS: &[&dyn RunKind] = &[&Selftest];
+static NONE: &[PluginInfo] = &[];
+const REG: Registry = Registry {
+    run_kinds: KINDS,
+    encoders: NONE,
+    inits: NONE,
+    datasets: NONE,
+};
+
+fn eval(src: &str) -> Result<t4v_sweep::SweepDef, String> {
+    evaluate("t.rhai", src, &REG).map_err(|e| e.to_string())
+}
+
+#[test]
+fn grid_zip_and_seeds_expand() {
+    let d = eval(
+        r#"let s = sweep("x");
+        s.seeds([0, 1]);
+        let b = #{ kind: "selftest" };
+        s.add(grid(b, #{ "params.epochs": [1, 2, 3], "params.difficulty": [0.5, 1.0] }));
+        s.add(zip(b, #{ "params.epochs": [7, 8], "params.sleep_ms": [1, 2] }));"#,
+    )
+    .unwrap();
+    assert_eq!(d.name, "x");
+    assert_eq!(d.runs.len(), 3 * 2 * 2 + 2 * 2);
+    let zipped: Vec<(u64, u64)> = d.runs[12..]
+        .iter()
+        .map(|r| {
+            (
+                r.spec.params["epochs"].as_u64().unwrap(),
+                r.spec.params["sleep_ms"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(zipped, vec![(7, 1), (7, 1), (8, 2), (8, 2)]);
+    assert_eq!(d.runs[12].spec.seed, 0);
+    assert_eq!(d.runs[13].spec.seed, 1);
+    assert_eq!(d.runs[12].setting, d.runs[13].setting);
+}
+
+#[test]
+fn identical_specs_are_one_run_and_spelling_does_not_matter() {
+    let d = eval(
+        r#"let s = sweep("x");
+        s.add(#{ kind: "selftest", params: #{ epochs: 3, difficulty: 2 } });
+        s.add(#{ params: #{ difficulty: 2.0, epochs: 3, outcome: "succeed" }, kind: "selftest", optim: #{ lr: 0.00005 } });
+        let p = preset("paper"); p.kind = "selftest"; p.params = #{ epochs: 3, difficulty: 2.0 };
+        s.add(p);"#,
+    )
+    .unwrap();
+    assert_eq!(d.runs.len(), 1);
+}
+
+#[test]
+fn dependencies_match_seeds() {
+    let d = eval(
+        r#"let s = sweep("x");
+        s.seeds([0, 1]);
+        let a = s.add(#{ kind: "selftest" });
+        s.add(#{ kind: "selftest", params: #{ epochs: 2 }, needs: #{ input: a } });
+        s.seeds([1]);
+        let one = s.add(#{ kind: "selftest", params: #{ epochs: 9 } });
+        s.seeds([0, 1]);
+        s.add(#{ kind: "selftest", params: #{ epochs: 4 }, needs: #{ input: one } });"#,
+    )
+    .unwrap();
+    let (a0, a1) = (&d.runs[0], &d.runs[1]);
+    assert_eq!(d.runs[2].needs()["input"], a0.id);
+    assert_eq!(d.runs[3].needs()["input"], a1.id);
+    assert_eq!(d.runs[5].needs()["input"], d.runs[4].id);
+    assert_eq!(d.runs[6].needs()["input"], d.runs[4].id);
+    let err = eval(
+        r#"let s = sweep("x");
+        s.seeds([0, 1]);
+        let a = s.add(#{ kind: "selftest" });
+        s.seeds([2]);
+        s.add(#{ kind: "selftest", needs: #{ input: a } });"#,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        "t.rhai:5:11: field `needs.input`: the dependency has no run with seed 2"
+    );
+}
+
+#[test]
+fn errors_name_file_line_column_and_field() {
+    let cases = [
+        (
+            "let s = sweep(\"x\");\ns.add(#{ kind: \"selftest\", optim: #{ lr: \"fast\" } });",
+            "t.rhai:2:3: field `optim.lr`: invalid type: string \"fast\", expected f64",
+        ),
+        (
+            "let s = sweep(\"x\");\n\n  s.add(#{ kind: \"trian\" });",
+            "t.rhai:3:5: field `kind`: unknown run kind `trian` (known: selftest)",
+        ),
+        (
+            "let s = sweep(\"x\");\ns.add(#{ kind: \"selftest\", params: #{ outcome: \"explode\" } });",
+            "t.rhai:2:3: field `params.outcome`: `explode` is not one of succeed, fail, panic, abort, nan, hang",
+        ),
+        (
+            "let s = sweep(\"x\");\ns.add(#{ kind: \"selftest\", seed: 3 });",
+            "t.rhai:2:3: field `seed`: seeds are a reserved axis: set them with `s.seeds([...])`",
+        ),
+        (
+            "let s = sweep(\"x\");\ns.add(grid(#{}, #{ seed: [1, 2] }));",
+            "t.rhai:2:7: `seed` is a reserved axis: set seeds with `s.seeds([...])`",
+        ),
+        (
+            "let s = sweep(\"x\");\ns.add(#{ kind: \"selftest\" }",
+            "t.rhai:2:",
+        ),
+        ("let x = 1;", "t.rhai:1:1: the script defines no sweep"),
+        ("let s = sweep(\"x\");\nimport \"os\" as os;", "t.rhai:2:"),
+        ("let s = sweep(\"x\");\neval(\"1\");", "t.rhai:2:"),
+        (
+            "let s = sweep(\"x\");\nlet t = sweep(\"y\");",
+            "t.rhai:2:9: a script defines one sweep",
+        ),
+        (
+            "let s = sweep(\"x\");\nlet i = 0; loop { i += 1; }",
+            "t.rhai:2:",
+        ),
+        (
+            "let s = sweep(\"x\");\ns.add(zip(#{}, #{ a: [1, 2], b: [1] }));",
+            "t.rhai:2:7: zip: axis",
+        ),
+    ];
+    for (src, want) in cases {
+        let got = eval(src).map(|_| "ok".to_string()).unwrap_or_else(|e| e);
+        assert!(
+            got.starts_with(want),
+            "script {src:?}\n got: {got}\nwant: {want}"
+        );
+    }
+}
+
+#[test]
+fn functions_in_scripts_report_the_failing_add() {
+    let err = eval(
+        "let s = sweep(\"x\");\nfn bad(s) {\n    s.add(#{ kind: \"selftest\", params: #{ epochs: -1 } });\n}\nbad(s);",
+    )
+    .unwrap_err();
+    assert!(
+        err.starts_with("t.rhai:3:7: field `params.epochs`"),
+        "{err}"
+    );
+}

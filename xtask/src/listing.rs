@@ -1,0 +1,245 @@
+//! Read-only commands: `runs`, `show`, `plugins`, `export`.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use t4v_core::{Family, Registry};
+use t4v_store::{RunRecord, RunStatus, Store};
+
+use crate::sweep_cmd::store_dir;
+
+fn open(results: &Path) -> Result<Store> {
+    let dir = store_dir(results);
+    if !dir.exists() {
+        bail!(
+            "no run store at {} (run a sweep first, or pass --results)",
+            dir.display()
+        );
+    }
+    Ok(Store::open(&dir)?)
+}
+
+/// The JSON form of a run for `runs --json` and `show --json`.
+pub fn run_json(store: &Store, r: &RunRecord) -> Result<Value> {
+    let attempts = store.attempts(&r.id)?;
+    Ok(json!({
+        "id": r.id,
+        "setting": r.setting,
+        "kind": r.kind,
+        "status": r.status,
+        "reason": r.reason,
+        "sweeps": r.sweeps,
+        "spec": r.spec,
+        "canonical": r.canonical,
+        "attempts": attempts,
+        "metrics": r.summary,
+        "artefacts": r.artefacts,
+        "created_ms": r.created_ms,
+        "updated_ms": r.updated_ms,
+    }))
+}
+
+fn select(store: &Store, sweep: Option<&str>, status: Option<RunStatus>) -> Result<Vec<RunRecord>> {
+    let mut runs = match sweep {
+        Some(name) => {
+            let s = store
+                .sweep(name)?
+                .with_context(|| format!("no sweep `{name}` in the store"))?;
+            s.runs
+                .iter()
+                .filter_map(|id| store.run(id).transpose())
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        None => store.runs()?,
+    };
+    if let Some(st) = status {
+        runs.retain(|r| r.status == st);
+    }
+    Ok(runs)
+}
+
+pub fn runs(
+    results: &Path,
+    sweep: Option<&str>,
+    status: Option<RunStatus>,
+    json: bool,
+) -> Result<()> {
+    let store = open(results)?;
+    let runs = select(&store, sweep, status)?;
+    let out = std::io::stdout();
+    let mut out = std::io::BufWriter::new(out.lock());
+    if json {
+        write!(out, "[")?;
+        for (i, r) in runs.iter().enumerate() {
+            if i > 0 {
+                write!(out, ",")?;
+            }
+            serde_json::to_writer(&mut out, &run_json(&store, r)?)?;
+        }
+        writeln!(out, "]")?;
+        return Ok(out.flush()?);
+    }
+    writeln!(
+        out,
+        "{:<16}  {:<8} {:>3}  {:<9} {:<40} metrics",
+        "id", "status", "try", "kind", "spec"
+    )?;
+    for r in &runs {
+        let mut parts = Vec::new();
+        t4v_sweep::script::flatten("", &r.canonical, &mut parts);
+        let spec: Vec<String> = parts
+            .into_iter()
+            .filter(|(k, _)| k != "kind")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let metrics: Vec<String> = r
+            .summary
+            .iter()
+            .map(|(k, v)| format!("{k}={v:.4}"))
+            .collect();
+        writeln!(
+            out,
+            "{:<16}  {:<8} {:>3}  {:<9} {:<40} {}",
+            r.id,
+            r.status,
+            r.attempts,
+            r.kind,
+            spec.join(" "),
+            metrics.join(" ")
+        )?;
+        if let (RunStatus::Failed, Some(reason)) = (r.status, &r.reason) {
+            writeln!(out, "{:<16}  ↳ {reason}", "")?;
+        }
+    }
+    let count = |s: RunStatus| runs.iter().filter(|r| r.status == s).count();
+    writeln!(
+        out,
+        "{} runs: {} done, {} failed, {} pending, {} running",
+        runs.len(),
+        count(RunStatus::Done),
+        count(RunStatus::Failed),
+        count(RunStatus::Pending),
+        count(RunStatus::Running)
+    )?;
+    Ok(out.flush()?)
+}
+
+pub fn show(results: &Path, run: &str, json: bool) -> Result<()> {
+    let store = open(results)?;
+    let r = store.find_run(run)?;
+    let series = store.metrics(&r.id)?;
+    if json {
+        let mut v = run_json(&store, &r)?;
+        v["series"] = series
+            .iter()
+            .map(|((split, name), s)| json!({"split": split, "name": name, "steps": s.steps(), "values": s.values_json()}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("run {}  ({}; setting {})", r.id, r.status, r.setting);
+    println!(
+        "sweeps: {}",
+        r.sweeps.iter().cloned().collect::<Vec<_>>().join(", ")
+    );
+    if let Some(reason) = &r.reason {
+        println!("reason: {reason}");
+    }
+    println!(
+        "spec (non-default fields):\n{}",
+        serde_json::to_string_pretty(&r.canonical)?
+    );
+    for a in store.attempts(&r.id)? {
+        let took = a
+            .ended_ms
+            .map(|e| format!("{:.1}s", (e.saturating_sub(a.started_ms)) as f64 / 1000.0))
+            .unwrap_or("-".into());
+        let exit = a.exit.as_ref().map(|e| match (e.code, e.signal) {
+            (Some(c), _) => format!("exit {c}"),
+            (_, Some(s)) => format!("signal {s}"),
+            _ => String::new(),
+        });
+        println!(
+            "attempt {}: {:?} after {took} {} on {} (git {}{}){}",
+            a.n,
+            a.outcome,
+            exit.unwrap_or_default(),
+            a.provenance.host,
+            a.provenance
+                .git_commit
+                .as_deref()
+                .map(|c| &c[..c.len().min(10)])
+                .unwrap_or("-"),
+            if a.provenance.git_dirty == Some(true) {
+                ", dirty"
+            } else {
+                ""
+            },
+            a.reason.map(|r| format!(": {r}")).unwrap_or_default()
+        );
+        for l in &a.stderr_tail {
+            println!("    | {l}");
+        }
+    }
+    for ((split, name), s) in &series {
+        let pts: Vec<String> = s
+            .points()
+            .iter()
+            .map(|(st, v)| format!("{st}:{v:.4}"))
+            .collect();
+        println!("series {split}/{name}: {}", pts.join(" "));
+    }
+    for (name, path) in &r.artefacts {
+        println!("artefact {name}: {path}");
+    }
+    Ok(())
+}
+
+pub fn plugins(registry: &Registry, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&registry.to_json())?);
+        return Ok(());
+    }
+    for family in Family::ALL {
+        let list = registry.family(family);
+        println!("{}s ({}):", family.label(), family.spec_field());
+        if list.is_empty() {
+            println!("  (none in this build yet)");
+        }
+        for p in list {
+            println!("  {:<12} {}", p.name, p.summary);
+            for d in p.params {
+                println!(
+                    "      params.{:<14} default {:<10} {}",
+                    d.name, d.default, d.doc
+                );
+            }
+        }
+    }
+    println!("presets (preset(\"name\") in scripts):");
+    for (name, doc) in t4v_sweep::script::PRESETS {
+        println!("  {name:<12} {doc}");
+    }
+    Ok(())
+}
+
+pub fn export(results: &Path, out: Option<&Path>) -> Result<()> {
+    let store = open(results)?;
+    match out {
+        Some(p) => {
+            let f =
+                std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?;
+            let mut w = std::io::BufWriter::new(f);
+            store.export_jsonl(&mut w)?;
+            w.flush()?;
+        }
+        None => {
+            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+            store.export_jsonl(&mut w)?;
+            w.flush()?;
+        }
+    }
+    Ok(())
+}

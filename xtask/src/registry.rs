@@ -1,0 +1,17 @@
+//! The one list of everything a spec can name. `plugins` prints it, sweep scripts resolve
+//! against it, tests iterate it. Adding a plugin is adding a line here.
+
+use t4v_core::{PluginInfo, Registry, RunKind};
+use t4v_sweep::selftest::Selftest;
+
+static RUN_KINDS: &[&dyn RunKind] = &[&Selftest];
+static ENCODERS: &[PluginInfo] = &[];
+static INITS: &[PluginInfo] = &[];
+static DATASETS: &[PluginInfo] = &[];
+
+pub const REGISTRY: Registry = Registry {
+    run_kinds: RUN_KINDS,
+    encoders: ENCODERS,
+    inits: INITS,
+    datasets: DATASETS,
+};

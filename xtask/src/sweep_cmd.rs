@@ -1,0 +1,181 @@
+//! `sweep <script>`: evaluate, plan, register, execute.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use t4v_core::{Provenance, Registry};
+use t4v_store::{Store, SweepRecord};
+use t4v_sweep::{Plan, SweepOptions, WorkerCommand};
+
+use crate::backend;
+
+#[derive(Args)]
+pub struct SweepArgs {
+    /// The sweep script (`experiments/<name>.rhai`).
+    pub script: PathBuf,
+    /// Runs executed at once.
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// GPUs to lease, one per run (`0,1,2`); caps --jobs at their number.
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Vec<String>,
+    /// Compute backend of the runs.
+    #[arg(long, default_value = "cpu", value_parser = clap::builder::PossibleValuesParser::new(backend::BACKENDS))]
+    pub backend: String,
+    /// Print the plan (new, done, failed, blocked) and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run failed runs again.
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Stop the sweep at the first failed run.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Wall-clock limit per run, in seconds.
+    #[arg(long)]
+    pub timeout: Option<f64>,
+}
+
+pub fn store_dir(results: &Path) -> PathBuf {
+    results.join("store")
+}
+
+pub fn versions() -> std::collections::BTreeMap<String, String> {
+    let mut v: std::collections::BTreeMap<String, String> = env!("T4V_VERSIONS")
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    v.insert("text4vis-rs".into(), env!("CARGO_PKG_VERSION").into());
+    v
+}
+
+/// Returns the process exit code: 0 when the sweep ran to its end (failed runs are reported,
+/// not fatal), 1 when --fail-fast stopped it.
+pub fn run(results: &Path, args: &SweepArgs, registry: &Registry) -> Result<i32> {
+    let file = args.script.display().to_string();
+    let source = std::fs::read_to_string(&args.script)
+        .with_context(|| format!("reading sweep script {file}"))?;
+    let def = t4v_sweep::script::evaluate(&file, &source, registry)?;
+    backend::check(&args.backend)?;
+    let dir = store_dir(results);
+
+    if args.dry_run {
+        let store = if dir.exists() {
+            Some(Store::open(&dir)?)
+        } else {
+            None
+        };
+        let plan = Plan::new(&def, store.as_ref(), args.retry_failed)?;
+        print!("{}", plan.changes(&def));
+        print!("{}", plan.render(&def));
+        return Ok(0);
+    }
+
+    let store = Store::open(&dir)?;
+    let interrupted = store.recover_interrupted()?;
+    if !interrupted.is_empty() {
+        eprintln!(
+            "{} run(s) were left running by a coordinator that stopped; they run again: {}",
+            interrupted.len(),
+            interrupted
+                .iter()
+                .map(|i| i.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let plan = Plan::new(&def, Some(&store), args.retry_failed)?;
+    eprint!("{}", plan.changes(&def));
+    eprintln!("sweep `{}`: {}", def.name, plan.summary());
+
+    let now = t4v_store::now_ms();
+    let record = SweepRecord {
+        name: def.name.clone(),
+        script_path: def.script_path.clone(),
+        script: def.script.clone(),
+        script_hash: def.script_hash.clone(),
+        runs: def.runs.iter().map(|r| r.id.clone()).collect(),
+        reports: Vec::new(),
+        created_ms: plan.previous.as_ref().map(|p| p.created_ms).unwrap_or(now),
+        updated_ms: now,
+        revision: match &plan.previous {
+            Some(p) if p.script_hash == def.script_hash => p.revision,
+            Some(p) => p.revision + 1,
+            None => 1,
+        },
+    };
+    let entries: Vec<_> = def
+        .runs
+        .iter()
+        .map(|r| {
+            (
+                r.id.clone(),
+                r.spec_json.clone(),
+                r.canonical.clone(),
+                r.setting.clone(),
+            )
+        })
+        .collect();
+    store.register_sweep(record, &entries)?;
+
+    let workdir = args
+        .script
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let opts = SweepOptions {
+        jobs: args.jobs,
+        devices: args.devices.clone(),
+        backend: args.backend.clone(),
+        timeout: args.timeout.map(Duration::from_secs_f64),
+        fail_fast: args.fail_fast,
+        results_dir: std::path::absolute(results).context("resolving --results")?,
+        worker: WorkerCommand {
+            program: std::env::current_exe().context("locating the xtask binary for workers")?,
+            args: vec!["worker".into()],
+        },
+        provenance: Provenance::collect(workdir, &args.backend, versions()),
+    };
+    let out = t4v_sweep::scheduler::execute(&store, &def, &plan, &opts)?;
+    let skipped = plan.states.iter().filter(|s| !s.runs()).count();
+    eprintln!(
+        "sweep `{}` finished in {}: {} succeeded, {} failed, {} blocked, {} skipped (done or failed before){}",
+        def.name,
+        t4v_sweep::progress::fmt_duration(out.elapsed),
+        out.succeeded,
+        out.failed.len(),
+        out.blocked.len(),
+        skipped
+            - plan
+                .states
+                .iter()
+                .filter(|s| **s == t4v_sweep::PlanState::Blocked)
+                .count(),
+        if out.stopped > 0 {
+            format!(", {} stopped", out.stopped)
+        } else {
+            String::new()
+        }
+    );
+    for (id, reason) in &out.failed {
+        eprintln!("  failed {id}: {reason}");
+    }
+    let failed_before = plan
+        .states
+        .iter()
+        .filter(|s| **s == t4v_sweep::PlanState::Failed)
+        .count();
+    if failed_before > 0 {
+        eprintln!(
+            "  {failed_before} run(s) failed in an earlier sweep; --retry-failed runs them again"
+        );
+    }
+    Ok(if args.fail_fast && !out.failed.is_empty() {
+        1
+    } else {
+        0
+    })
+}

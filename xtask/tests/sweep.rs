@@ -1,0 +1,453 @@
+//! End to end: the `xtask` binary that `cargo test` built, driving sweeps of `selftest` runs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_xtask")
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn results(&self) -> PathBuf {
+        self.dir.path().join("results")
+    }
+
+    fn script(&self, name: &str, body: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.arg("--results")
+            .arg(self.results())
+            .args(args)
+            .env_remove("T4V_RESULTS")
+            .env("RUST_BACKTRACE", "0");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "xtask {args:?} failed:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap() + &String::from_utf8(o.stderr).unwrap()
+    }
+
+    fn runs(&self) -> Vec<Value> {
+        let o = self.run(&["runs", "--json"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<Value>(&o.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn export(&self) -> String {
+        let o = self.run(&["export"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    }
+}
+
+fn outcome(r: &Value) -> &str {
+    r["spec"]["params"]["outcome"].as_str().unwrap()
+}
+
+fn successes(r: &Value) -> usize {
+    r["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["outcome"] == "succeeded")
+        .count()
+}
+
+#[test]
+fn the_selftest_sweep_completes_with_reasons_for_requested_failures() {
+    let env = Env::new();
+    let script = repo().join("experiments/selftest.rhai");
+    let out = env.ok(&["sweep", script.to_str().unwrap(), "--jobs", "2"]);
+    assert!(out.contains("24 succeeded, 4 failed"), "{out}");
+    let runs = env.runs();
+    assert_eq!(runs.len(), 28);
+    for r in &runs {
+        let want_fail = outcome(r) != "succeed";
+        assert_eq!(
+            r["status"],
+            if want_fail { "failed" } else { "done" },
+            "{r}"
+        );
+        assert_eq!(r["sweeps"], serde_json::json!(["selftest"]));
+        assert_eq!(r["attempts"].as_array().unwrap().len(), 1);
+        assert!(r["metrics"]["val/top1"].is_number(), "{r}");
+        let reason = r["reason"].as_str().unwrap_or("");
+        match outcome(r) {
+            "fail" => assert_eq!(reason, "selftest asked to fail"),
+            "panic" => assert!(
+                reason.contains("panicked at") && reason.contains("selftest asked to panic"),
+                "{reason}"
+            ),
+            "abort" => assert_eq!(reason, "killed by SIGABRT (6)"),
+            "nan" => assert_eq!(reason, "non-finite loss: train/loss = NaN at step 2"),
+            _ => {
+                assert!(r["reason"].is_null());
+                assert!(r["metrics"]["test/top1"].is_number());
+                assert!(Path::new(r["artefacts"]["result"].as_str().unwrap()).exists());
+            }
+        }
+        if outcome(r) == "panic" {
+            let tail = r["attempts"][0]["stderr_tail"].as_array().unwrap();
+            assert!(
+                tail.iter()
+                    .any(|l| l.as_str().unwrap().contains("selftest asked to panic"))
+            );
+        }
+    }
+    // Rerunning does nothing: every run is done or failed.
+    let out = env.ok(&["sweep", script.to_str().unwrap()]);
+    assert!(out.contains("0 succeeded, 0 failed"), "{out}");
+    assert!(
+        env.runs()
+            .iter()
+            .all(|r| r["attempts"].as_array().unwrap().len() == 1)
+    );
+    // A dependency ran before its consumer and handed it its artefact.
+    let show = env.ok(&[
+        "show",
+        env.runs()
+            .iter()
+            .find(|r| r["spec"]["needs"]["input"].is_string())
+            .unwrap()["id"]
+            .as_str()
+            .unwrap(),
+    ]);
+    assert!(show.contains("[log] read the result of"), "{show}");
+}
+
+#[test]
+fn a_killed_coordinator_resumes_without_redoing_finished_runs() {
+    let env = Env::new();
+    let script = env.script(
+        "k.rhai",
+        r#"let s = sweep("kill");
+        s.seeds([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        s.add(#{ kind: "selftest", params: #{ sleep_ms: 700, epochs: 7 } });"#,
+    );
+    let mut child = env
+        .cmd(&["sweep", script.to_str().unwrap(), "--jobs", "2"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until some runs have written their results, then kill -9 in the middle of the sweep.
+    let runs_dir = env.results().join("runs");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let finished = std::fs::read_dir(&runs_dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.path().join("result.json").exists())
+                    .count()
+            })
+            .unwrap_or(0);
+        if finished >= 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the sweep made no progress");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    unsafe { libc_kill(child.id() as i32, 9) };
+    child.wait().unwrap();
+    // Workers die with their coordinator: no process of this results folder is left.
+    std::thread::sleep(Duration::from_millis(300));
+
+    let before = env.runs();
+    let done_before: Vec<String> = before
+        .iter()
+        .filter(|r| r["status"] == "done")
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    let running_before = before.iter().filter(|r| r["status"] == "running").count();
+    assert!(
+        done_before.len() >= 2 && done_before.len() < 10,
+        "{} done before the kill",
+        done_before.len()
+    );
+    assert!(running_before >= 1, "the kill should catch runs in flight");
+
+    let out = env.ok(&["sweep", script.to_str().unwrap(), "--jobs", "2"]);
+    assert!(
+        out.contains("left running by a coordinator that stopped"),
+        "{out}"
+    );
+    let after = env.runs();
+    assert_eq!(after.len(), 10);
+    for r in &after {
+        assert_eq!(r["status"], "done", "{r}");
+        assert_eq!(successes(r), 1, "a run succeeded twice: {r}");
+        let id = r["id"].as_str().unwrap().to_string();
+        if done_before.contains(&id) {
+            assert_eq!(
+                r["attempts"].as_array().unwrap().len(),
+                1,
+                "a finished run ran again: {r}"
+            );
+        }
+    }
+    let interrupted = after
+        .iter()
+        .flat_map(|r| r["attempts"].as_array().unwrap().iter())
+        .filter(|a| a["outcome"] == "interrupted")
+        .count();
+    assert_eq!(interrupted, running_before);
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+#[test]
+fn identical_specs_are_one_run_across_scripts_and_sweeps() {
+    let env = Env::new();
+    let a = env.script(
+        "a.rhai",
+        r#"let s = sweep("a");
+        s.add(#{ kind: "selftest", params: #{ sleep_ms: 10, epochs: 2 } });
+        s.add(#{ params: #{ epochs: 2.0, sleep_ms: 10, outcome: "succeed" }, kind: "selftest" });"#,
+    );
+    let b = env.script(
+        "b.rhai",
+        r#"let s = sweep("b");
+        let p = preset("paper");
+        p.kind = "selftest";
+        p.params = #{ epochs: 2, sleep_ms: 10 };
+        s.add(p);"#,
+    );
+    assert!(
+        env.ok(&["sweep", a.to_str().unwrap()])
+            .contains("1 runs: 1 new")
+    );
+    assert!(
+        env.ok(&["sweep", b.to_str().unwrap()])
+            .contains("1 runs: 1 done")
+    );
+    let runs = env.runs();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["sweeps"], serde_json::json!(["a", "b"]));
+    assert_eq!(runs[0]["attempts"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn bad_scripts_name_line_and_field_and_leave_the_store_alone() {
+    let env = Env::new();
+    let good = env.script("g.rhai", "let s = sweep(\"g\");\ns.add(#{ kind: \"selftest\", params: #{ sleep_ms: 10, epochs: 2 } });\n");
+    env.ok(&["sweep", good.to_str().unwrap()]);
+    let before = env.export();
+    let cases = [
+        (
+            "let s = sweep(\"g\");\ns.add(#{ kind: \"selftest\", params: #{ sleep_ms: 10, epochs: 2 } });\ns.add(#{ kind: \"selftest\" ",
+            ":3:27: Expecting '}'",
+        ),
+        (
+            "let s = sweep(\"g\");\n\ns.add(#{ kind: \"selftest\", optim: #{ lr: \"fast\" } });",
+            ":3:3: field `optim.lr`",
+        ),
+        (
+            "let s = sweep(\"g\");\ns.add(#{ kind: \"selfttest\" });",
+            ":2:3: field `kind`: unknown run kind `selfttest` (known: selftest)",
+        ),
+        (
+            "let s = sweep(\"g\");\ns.add(#{ kind: \"selftest\", params: #{ epochs: \"two\" } });",
+            ":2:3: field `params.epochs`: expected a non-negative integer, found a string",
+        ),
+        (
+            "let s = sweep(\"g\");\ns.add(#{ kind: \"selftest\", data: #{ datset: \"k400\" } });",
+            ":2:3: field `data.datset`: unknown field `datset`",
+        ),
+    ];
+    for (src, want) in cases {
+        let p = env.script("bad.rhai", src);
+        let o = env.run(&["sweep", p.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success());
+        assert!(
+            err.contains(&format!("bad.rhai{want}")),
+            "want {want} in:\n{err}"
+        );
+        assert_eq!(env.export(), before, "a bad script changed the store");
+    }
+    let o = env.run(&["sweep", "/nonexistent/x.rhai"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("reading sweep script /nonexistent/x.rhai")
+    );
+}
+
+#[test]
+fn timeouts_retries_fail_fast_dry_runs_and_devices() {
+    let env = Env::new();
+    let s1 = env.script(
+        "f.rhai",
+        r#"let s = sweep("f");
+        let flaky = s.add(#{ kind: "selftest", params: #{ sleep_ms: 10, epochs: 2, fail_attempts: 1 } });
+        s.add(#{ kind: "selftest", params: #{ sleep_ms: 10, epochs: 3 }, needs: #{ input: flaky } });
+        s.add(#{ kind: "selftest", params: #{ outcome: "hang", epochs: 1, sleep_ms: 0 } });
+        s.add(#{ kind: "selftest", params: #{ sleep_ms: 10, epochs: 4 } });"#,
+    );
+    let path = s1.to_str().unwrap();
+    let plan = env.ok(&["sweep", path, "--dry-run"]);
+    assert!(plan.contains("4 runs: 4 new"), "{plan}");
+    assert!(
+        !env.results().join("store").exists(),
+        "--dry-run wrote a store"
+    );
+
+    let out = env.ok(&[
+        "sweep",
+        path,
+        "--jobs",
+        "2",
+        "--timeout",
+        "1.5",
+        "--devices",
+        "3,5",
+    ]);
+    assert!(out.contains("1 succeeded, 2 failed, 1 blocked"), "{out}");
+    let runs = env.runs();
+    let reason = |epochs: u64| {
+        runs.iter()
+            .find(|r| r["spec"]["params"]["epochs"] == epochs)
+            .unwrap()["reason"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(reason(1), "timed out after 1.5s");
+    assert_eq!(reason(2), "selftest asked to fail attempt 1 of the first 1");
+    for r in &runs {
+        for a in r["attempts"].as_array().unwrap() {
+            let d = a["provenance"]["device"].as_str().unwrap();
+            assert!(d == "3" || d == "5", "device {d}");
+        }
+    }
+    let plan = env.ok(&["sweep", path, "--dry-run"]);
+    assert!(
+        plan.contains("4 runs: 2 failed, 1 done, 1 blocked"),
+        "{plan}"
+    );
+    let plan = env.ok(&["sweep", path, "--dry-run", "--retry-failed"]);
+    assert!(
+        plan.contains("4 runs: 1 pending, 2 retry, 1 done"),
+        "{plan}"
+    );
+
+    // Without the flag, failed runs stay failed; with it, the flaky run and its consumer run.
+    let s2 = env.script(
+        "f2.rhai",
+        r#"let s = sweep("f");
+        let flaky = s.add(#{ kind: "selftest", params: #{ sleep_ms: 10, epochs: 2, fail_attempts: 1 } });
+        s.add(#{ kind: "selftest", params: #{ sleep_ms: 10, epochs: 3 }, needs: #{ input: flaky } });
+        s.add(#{ kind: "selftest", params: #{ sleep_ms: 10, epochs: 5 } });"#,
+    );
+    let out = env.ok(&["sweep", s2.to_str().unwrap(), "--retry-failed"]);
+    assert!(out.contains("1 run(s) added, 2 removed"), "{out}");
+    assert!(out.contains("3 succeeded, 0 failed"), "{out}");
+    let flaky = env
+        .runs()
+        .into_iter()
+        .find(|r| r["spec"]["params"]["epochs"] == 2)
+        .unwrap();
+    assert_eq!(
+        (
+            flaky["status"].as_str(),
+            flaky["attempts"].as_array().unwrap().len()
+        ),
+        (Some("done"), 2)
+    );
+    let hang = env
+        .runs()
+        .into_iter()
+        .find(|r| r["spec"]["params"]["epochs"] == 1)
+        .unwrap();
+    assert_eq!(
+        hang["sweeps"],
+        serde_json::json!([]),
+        "a removed run keeps its record but not the membership"
+    );
+
+    // --fail-fast stops at the first failure and exits non-zero.
+    let s3 = env.script(
+        "ff.rhai",
+        r#"let s = sweep("ff");
+        s.add(#{ kind: "selftest", params: #{ outcome: "fail", sleep_ms: 10, epochs: 1 } });
+        s.seeds([1, 2, 3, 4]);
+        s.add(#{ kind: "selftest", params: #{ sleep_ms: 10, epochs: 1 } });"#,
+    );
+    let o = env.run(&["sweep", s3.to_str().unwrap(), "--fail-fast"]);
+    assert_eq!(o.status.code(), Some(1));
+    let ff: Vec<Value> = env
+        .runs()
+        .into_iter()
+        .filter(|r| r["sweeps"] == serde_json::json!(["ff"]))
+        .collect();
+    assert_eq!(
+        ff.iter().filter(|r| r["status"] == "pending").count(),
+        4,
+        "{ff:?}"
+    );
+}
+
+#[test]
+fn plugins_and_cuda_errors() {
+    let env = Env::new();
+    let v: Value = serde_json::from_str(&env.ok(&["plugins", "--json"])).unwrap();
+    assert_eq!(v["run-kind"][0]["name"], "selftest");
+    assert!(
+        v["run-kind"][0]["params"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "outcome")
+    );
+    let text = env.ok(&["plugins"]);
+    assert!(text.contains("params.outcome"));
+    let good = env.script(
+        "g.rhai",
+        "let s = sweep(\"g\");\ns.add(#{ kind: \"selftest\" });\n",
+    );
+    let o = env.run(&["sweep", good.to_str().unwrap(), "--backend", "cuda"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--backend cuda:"), "{err}");
+    assert!(!env.results().join("store").exists());
+}
