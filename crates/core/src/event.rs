@@ -153,10 +153,7 @@ mod tests {
             let back: Event = serde_json::from_str(&line).unwrap();
             match back {
                 Event::Metric { value, .. } => {
-                    assert_eq!(
-                        value.to_bits() == v.to_bits() || (value.is_nan() && v.is_nan()),
-                        true
-                    )
+                    assert!(value.to_bits() == v.to_bits() || (value.is_nan() && v.is_nan()))
                 }
                 other => panic!("unexpected {other:?}"),
             }

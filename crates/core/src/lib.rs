@@ -18,4 +18,4 @@ pub use plugin::{ClassifierInit, Dataset, VideoEncoder};
 pub use provenance::Provenance;
 pub use registry::{Family, ParamDef, ParamType, PluginInfo, Registry};
 pub use run_kind::{Job, NeededRun, RunError, RunKind};
-pub use spec::{RunId, RunSpec, SpecError};
+pub use spec::{Identity, RunId, RunSpec, SpecError};

@@ -240,6 +240,14 @@ impl Default for EvalSpec {
     }
 }
 
+/// What identifies a run: its canonical spec, the id it hashes to, and its setting's id.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Identity {
+    pub canonical: Value,
+    pub id: RunId,
+    pub setting: RunId,
+}
+
 /// A spec that cannot be resolved. Messages name the field (`optim.lr`) at fault.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum SpecError {
@@ -358,9 +366,11 @@ impl RunSpec {
     /// The canonical form: the resolved spec minus every value equal to its default (`kind` and
     /// `seed` always kept). Parameter defaults come from the run kind in `registry`.
     pub fn canonical(&self, registry: &Registry) -> Value {
+        static DEFAULTS: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+        let defaults = DEFAULTS
+            .get_or_init(|| serde_json::to_value(RunSpec::default()).expect("specs serialise"));
         let full = serde_json::to_value(self).expect("specs serialise");
-        let defaults = serde_json::to_value(RunSpec::default()).expect("specs serialise");
-        let mut out = strip_defaults(&full, &defaults).unwrap_or_else(|| Value::Object(Map::new()));
+        let mut out = strip_defaults(&full, defaults).unwrap_or_else(|| Value::Object(Map::new()));
         let obj = out.as_object_mut().expect("a spec is a map");
         obj.insert("kind".into(), Value::from(self.kind.clone()));
         obj.insert("seed".into(), Value::from(self.seed));
@@ -390,15 +400,26 @@ impl RunSpec {
 
     /// The run's id.
     pub fn id(&self, registry: &Registry) -> RunId {
-        RunId::of(ID_DOMAIN, &self.canonical(registry))
+        self.identity(registry).id
     }
 
     /// The id of the run's *setting*: the canonical spec without its seed. Runs that differ only
     /// in seed share it; reports aggregate over it.
     pub fn setting_id(&self, registry: &Registry) -> RunId {
-        let mut c = self.canonical(registry);
+        self.identity(registry).setting
+    }
+
+    /// Canonical form, id and setting id, computed together.
+    pub fn identity(&self, registry: &Registry) -> Identity {
+        let canonical = self.canonical(registry);
+        let id = RunId::of(ID_DOMAIN, &canonical);
+        let mut c = canonical.clone();
         c.as_object_mut().expect("a spec is a map").remove("seed");
-        RunId::of(ID_DOMAIN, &c)
+        Identity {
+            canonical,
+            id,
+            setting: RunId::of(ID_DOMAIN, &c),
+        }
     }
 }
 

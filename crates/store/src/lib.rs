@@ -52,6 +52,8 @@ pub enum StoreError {
     },
     #[error("no run `{0}` in the store")]
     NoRun(String),
+    #[error("run id prefix `{0}` is ambiguous: several runs start with it; give more digits")]
+    Ambiguous(String),
     #[error("run `{id}` cannot be claimed: it is {status}")]
     NotClaimable { id: RunId, status: RunStatus },
     #[error("writing the export: {0}")]
@@ -195,17 +197,20 @@ impl Store {
         let mut batch = sled::Batch::default();
         for (id, spec, canonical, setting) in runs {
             let key = id.as_str().as_bytes();
-            let mut rec = match self.runs.get(key)? {
-                Some(b) => decode::<RunRecord>("runs", key, &b)?,
-                None => RunRecord::new(
-                    id.clone(),
-                    spec.clone(),
-                    canonical.clone(),
-                    setting.clone(),
-                    now,
+            let (mut rec, is_new) = match self.runs.get(key)? {
+                Some(b) => (decode::<RunRecord>("runs", key, &b)?, false),
+                None => (
+                    RunRecord::new(
+                        id.clone(),
+                        spec.clone(),
+                        canonical.clone(),
+                        setting.clone(),
+                        now,
+                    ),
+                    true,
                 ),
             };
-            if rec.sweeps.insert(sweep.name.clone()) || rec.created_ms == now {
+            if rec.sweeps.insert(sweep.name.clone()) || is_new {
                 rec.updated_ms = now;
                 batch.insert(key, encode(&rec));
             }
@@ -245,9 +250,7 @@ impl Store {
                 let (k, v) = kv?;
                 decode("runs", &k, &v)
             }
-            (Some(_), Some(_)) => Err(StoreError::NoRun(format!(
-                "{prefix}` is ambiguous: several runs start with it; give more digits`"
-            ))),
+            (Some(_), Some(_)) => Err(StoreError::Ambiguous(prefix.to_string())),
             _ => Err(StoreError::NoRun(prefix.to_string())),
         }
     }
@@ -399,8 +402,12 @@ impl Store {
         })
     }
 
-    /// Sets a summary value of a run (shown by `runs`, used by reports).
+    /// Sets a summary value of a run (shown by `runs`, used by reports). Non-finite values are
+    /// not summaries (JSON cannot hold them): they stay in the metric series only.
     pub fn set_summary(&self, id: &RunId, name: &str, value: f64) -> Result<()> {
+        if !value.is_finite() {
+            return Ok(());
+        }
         self.update_run(id, |rec| {
             rec.summary.insert(name.to_string(), value);
             Ok(())
@@ -665,13 +672,12 @@ mod tests {
             .collect();
         assert_eq!(lines.iter().filter(|l| l["type"] == "run").count(), 2);
         assert_eq!(lines.iter().filter(|l| l["type"] == "sweep").count(), 2);
-        assert_eq!(
+        assert!(
             store
                 .find_run("00000000000000")
                 .unwrap_err()
                 .to_string()
-                .contains("ambiguous"),
-            true
+                .contains("ambiguous")
         );
     }
 }

@@ -60,6 +60,7 @@ impl Progress {
         let pending = self.total - self.done - self.failed - self.running;
         let eta = self
             .eta()
+            .filter(|_| self.done + self.failed < self.total)
             .map(|d| format!(" · ETA {}", fmt_duration(d)))
             .unwrap_or_default();
         format!(

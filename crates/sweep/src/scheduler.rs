@@ -113,7 +113,10 @@ fn signal_name(sig: i32) -> &'static str {
 /// The panic message in a Rust stderr, if any.
 fn panic_message(tail: &VecDeque<String>) -> Option<String> {
     let i = tail.iter().position(|l| l.contains("panicked at"))?;
-    let mut msg = tail[i].trim().to_string();
+    let line = &tail[i];
+    let mut msg = line[line.find("panicked at").expect("found")..]
+        .trim()
+        .to_string();
     if let Some(next) = tail.get(i + 1).filter(|l| !l.starts_with("note:")) {
         msg = format!("{msg} {}", next.trim());
     }
@@ -160,12 +163,6 @@ pub fn execute(
     let (tx, rx): (Sender<Msg>, Receiver<Msg>) = mpsc::channel();
     let mut running: HashMap<RunId, Worker> = HashMap::new();
     let mut stopping = false;
-    let index: HashMap<&RunId, usize> = def
-        .runs
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (&r.id, i))
-        .collect();
 
     loop {
         // Start what can start.
@@ -221,14 +218,14 @@ pub fn execute(
 
         // Wait for events.
         match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(msg) => handle(store, &mut running, msg, &mut progress)?,
+            Ok(msg) => handle(store, &mut running, msg)?,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 unreachable!("the coordinator holds a sender")
             }
         }
         while let Ok(msg) = rx.try_recv() {
-            handle(store, &mut running, msg, &mut progress)?;
+            handle(store, &mut running, msg)?;
         }
 
         // Timeouts, exits.
@@ -284,7 +281,6 @@ pub fn execute(
     if stopping {
         outcome.stopped += waiting.len();
     }
-    let _ = index;
     outcome.elapsed = progress.finish();
     store.flush()?;
     Ok(outcome)
@@ -452,12 +448,7 @@ fn push_tail(w: &mut Worker, line: String) {
     w.stderr_tail.push_back(line);
 }
 
-fn handle(
-    store: &Store,
-    running: &mut HashMap<RunId, Worker>,
-    msg: Msg,
-    progress: &mut Progress,
-) -> Result<(), StoreError> {
+fn handle(store: &Store, running: &mut HashMap<RunId, Worker>, msg: Msg) -> Result<(), StoreError> {
     match msg {
         Msg::Closed(id) => {
             if let Some(w) = running.get_mut(&id) {
@@ -517,7 +508,6 @@ fn handle(
             }
         }
     }
-    let _ = progress;
     Ok(())
 }
 

@@ -94,10 +94,11 @@ pub struct ScriptError {
     pub message: String,
 }
 
-/// Limits of the sandbox. A 10,000-run grid uses well under a tenth of them.
+/// Limits of the sandbox (Rhai counts sizes over nested arrays and maps together). A
+/// 10,000-run grid stays well inside them.
 const MAX_OPERATIONS: u64 = 200_000_000;
 const MAX_ARRAY: usize = 1_000_000;
-const MAX_MAP: usize = 10_000;
+const MAX_MAP: usize = 1_000_000;
 const MAX_STRING: usize = 1 << 20;
 
 /// A handle on the runs one `add` produced (one per seed).
@@ -370,13 +371,14 @@ impl SweepHandle {
                 v["needs"] = Value::Object(resolved_needs);
             }
             let spec = RunSpec::resolve(&v, registry).map_err(|e| err(e.to_string(), pos))?;
-            let id = spec.id(registry);
+            let identity = spec.identity(registry);
+            let id = identity.id;
             let run_seed = spec.seed;
             if !b.index.contains_key(&id) {
                 let run = PlannedRun {
-                    setting: spec.setting_id(registry),
+                    setting: identity.setting,
                     spec_json: serde_json::to_value(&spec).expect("specs serialise"),
-                    canonical: spec.canonical(registry),
+                    canonical: identity.canonical,
                     id: id.clone(),
                     spec,
                     line: pos.line().unwrap_or(0),
