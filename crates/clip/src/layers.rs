@@ -1,0 +1,166 @@
+//! The pre-LN transformer block shared by both towers.
+
+use burn::module::{Module, Param};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear};
+use burn::tensor::activation::{gelu, sigmoid, softmax};
+use burn::tensor::{Bool, Tensor, TensorData, backend::Backend};
+
+use crate::ClipError;
+use crate::config::Activation;
+use crate::weights::Weights;
+
+/// A Linear from HF weights (`[out, in]`, transposed to burn's `[in, out]`).
+pub(crate) fn linear<B: Backend>(
+    w: &mut Weights,
+    prefix: &str,
+    d_in: usize,
+    d_out: usize,
+    bias: bool,
+    device: &B::Device,
+) -> Result<Linear<B>, ClipError> {
+    let weight = w.take(&format!("{prefix}.weight"), &[d_out, d_in])?;
+    let weight = tensor2::<B>(weight.data, [d_out, d_in], device).transpose();
+    let bias = if bias {
+        let b = w.take(&format!("{prefix}.bias"), &[d_out])?;
+        Some(Param::from_tensor(tensor1::<B>(b.data, device)))
+    } else {
+        None
+    };
+    Ok(Linear {
+        weight: Param::from_tensor(weight),
+        bias,
+    })
+}
+
+pub(crate) fn layer_norm<B: Backend>(
+    w: &mut Weights,
+    prefix: &str,
+    d: usize,
+    eps: f64,
+    device: &B::Device,
+) -> Result<LayerNorm<B>, ClipError> {
+    let mut ln = LayerNormConfig::new(d).with_epsilon(eps).init(device);
+    ln.gamma = Param::from_tensor(tensor1(
+        w.take(&format!("{prefix}.weight"), &[d])?.data,
+        device,
+    ));
+    ln.beta = Some(Param::from_tensor(tensor1(
+        w.take(&format!("{prefix}.bias"), &[d])?.data,
+        device,
+    )));
+    Ok(ln)
+}
+
+pub(crate) fn tensor1<B: Backend>(data: Vec<f32>, device: &B::Device) -> Tensor<B, 1> {
+    let n = data.len();
+    Tensor::from_data(TensorData::new(data, [n]), device)
+}
+
+pub(crate) fn tensor2<B: Backend>(
+    data: Vec<f32>,
+    shape: [usize; 2],
+    device: &B::Device,
+) -> Tensor<B, 2> {
+    Tensor::from_data(TensorData::new(data, shape), device)
+}
+
+pub(crate) fn activate<B: Backend, const D: usize>(
+    act: Activation,
+    x: Tensor<B, D>,
+) -> Tensor<B, D> {
+    match act {
+        Activation::QuickGelu => x.clone() * sigmoid(x * 1.702),
+        Activation::Gelu => gelu(x),
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Attention<B: Backend> {
+    pub q_proj: Linear<B>,
+    pub k_proj: Linear<B>,
+    pub v_proj: Linear<B>,
+    pub out_proj: Linear<B>,
+    pub heads: usize,
+}
+
+impl<B: Backend> Attention<B> {
+    /// `x`: `[N, L, D]`; `mask`: `[L, L]`, true where attention is not allowed.
+    pub fn forward(&self, x: Tensor<B, 3>, mask: Option<Tensor<B, 2, Bool>>) -> Tensor<B, 3> {
+        let [n, l, d] = x.dims();
+        let hd = d / self.heads;
+        let split = |t: Tensor<B, 3>| t.reshape([n, l, self.heads, hd]).swap_dims(1, 2);
+        let q = split(self.q_proj.forward(x.clone()) * (hd as f64).powf(-0.5));
+        let k = split(self.k_proj.forward(x.clone()));
+        let v = split(self.v_proj.forward(x));
+        let mut scores = q.matmul(k.swap_dims(2, 3));
+        if let Some(mask) = mask {
+            let mask = mask.unsqueeze::<4>().expand([n, self.heads, l, l]);
+            scores = scores.mask_fill(mask, f32::NEG_INFINITY);
+        }
+        let out = softmax(scores, 3)
+            .matmul(v)
+            .swap_dims(1, 2)
+            .reshape([n, l, d]);
+        self.out_proj.forward(out)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct EncoderLayer<B: Backend> {
+    pub layer_norm1: LayerNorm<B>,
+    pub self_attn: Attention<B>,
+    pub layer_norm2: LayerNorm<B>,
+    pub fc1: Linear<B>,
+    pub fc2: Linear<B>,
+    #[module(skip)]
+    pub act: Activation,
+}
+
+impl<B: Backend> EncoderLayer<B> {
+    pub fn forward(&self, x: Tensor<B, 3>, mask: Option<Tensor<B, 2, Bool>>) -> Tensor<B, 3> {
+        let x = x.clone() + self.self_attn.forward(self.layer_norm1.forward(x), mask);
+        let h = activate(
+            self.act,
+            self.fc1.forward(self.layer_norm2.forward(x.clone())),
+        );
+        x + self.fc2.forward(h)
+    }
+}
+
+/// Encoder dimensions, shared by both towers' configs.
+pub(crate) struct Dims {
+    pub width: usize,
+    pub mlp: usize,
+    pub heads: usize,
+    pub layers: usize,
+    pub eps: f64,
+    pub act: Activation,
+}
+
+pub(crate) fn encoder<B: Backend>(
+    w: &mut Weights,
+    prefix: &str,
+    dims: &Dims,
+    device: &B::Device,
+) -> Result<Vec<EncoderLayer<B>>, ClipError> {
+    (0..dims.layers)
+        .map(|i| {
+            let p = format!("{prefix}.encoder.layers.{i}");
+            let d = dims.width;
+            Ok(EncoderLayer {
+                layer_norm1: layer_norm(w, &format!("{p}.layer_norm1"), d, dims.eps, device)?,
+                self_attn: Attention {
+                    q_proj: linear(w, &format!("{p}.self_attn.q_proj"), d, d, true, device)?,
+                    k_proj: linear(w, &format!("{p}.self_attn.k_proj"), d, d, true, device)?,
+                    v_proj: linear(w, &format!("{p}.self_attn.v_proj"), d, d, true, device)?,
+                    out_proj: linear(w, &format!("{p}.self_attn.out_proj"), d, d, true, device)?,
+                    heads: dims.heads,
+                },
+                layer_norm2: layer_norm(w, &format!("{p}.layer_norm2"), d, dims.eps, device)?,
+                fc1: linear(w, &format!("{p}.mlp.fc1"), d, dims.mlp, true, device)?,
+                fc2: linear(w, &format!("{p}.mlp.fc2"), dims.mlp, d, true, device)?,
+                act: dims.act,
+            })
+        })
+        .collect()
+}

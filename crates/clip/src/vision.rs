@@ -1,0 +1,112 @@
+//! The CLIP vision transformer: patch embedding (no bias), class token, positional embedding,
+//! `ln_pre`, pre-LN blocks, `ln_post` on the class token.
+
+use burn::module::{Module, Param};
+use burn::nn::LayerNorm;
+use burn::tensor::{Tensor, backend::Backend};
+
+use crate::ClipError;
+use crate::config::VisionConfig;
+use crate::layers::{Dims, EncoderLayer, encoder, layer_norm, tensor1, tensor2};
+use crate::weights::Weights;
+
+#[derive(Module, Debug)]
+pub struct VisionTransformer<B: Backend> {
+    /// The patch convolution as a matrix `[C·p·p, width]` (a stride-p conv is a matmul).
+    pub patch_embedding: Param<Tensor<B, 2>>,
+    pub class_embedding: Param<Tensor<B, 1>>,
+    pub position_embedding: Param<Tensor<B, 2>>,
+    pub pre_layrnorm: LayerNorm<B>,
+    pub layers: Vec<EncoderLayer<B>>,
+    pub post_layernorm: LayerNorm<B>,
+    #[module(skip)]
+    pub patch_size: usize,
+    #[module(skip)]
+    pub image_size: usize,
+}
+
+/// Outputs of the vision tower.
+pub struct VisionOutput<B: Backend> {
+    /// `[N, 1 + g², width]`, after the last block (before `ln_post`).
+    pub last_hidden_state: Tensor<B, 3>,
+    /// `[N, width]`: `ln_post` of the class token.
+    pub pooled: Tensor<B, 2>,
+}
+
+impl<B: Backend> VisionTransformer<B> {
+    pub(crate) fn load(
+        w: &mut Weights,
+        c: &VisionConfig,
+        device: &B::Device,
+    ) -> Result<Self, ClipError> {
+        let (d, ch, p) = (c.hidden_size, c.num_channels, c.patch_size);
+        let conv = w.take(
+            "vision_model.embeddings.patch_embedding.weight",
+            &[d, ch, p, p],
+        )?;
+        let patch = tensor2::<B>(conv.data, [d, ch * p * p], device).transpose();
+        let class = w.take("vision_model.embeddings.class_embedding", &[d])?;
+        let pos = w.take(
+            "vision_model.embeddings.position_embedding.weight",
+            &[c.tokens(), d],
+        )?;
+        let dims = Dims {
+            width: d,
+            mlp: c.intermediate_size,
+            heads: c.num_attention_heads,
+            layers: c.num_hidden_layers,
+            eps: c.layer_norm_eps,
+            act: c.hidden_act,
+        };
+        Ok(Self {
+            patch_embedding: Param::from_tensor(patch),
+            class_embedding: Param::from_tensor(tensor1(class.data, device)),
+            position_embedding: Param::from_tensor(tensor2(pos.data, [c.tokens(), d], device)),
+            pre_layrnorm: layer_norm(w, "vision_model.pre_layrnorm", d, c.layer_norm_eps, device)?,
+            layers: encoder(w, "vision_model", &dims, device)?,
+            post_layernorm: layer_norm(
+                w,
+                "vision_model.post_layernorm",
+                d,
+                c.layer_norm_eps,
+                device,
+            )?,
+            patch_size: p,
+            image_size: c.image_size,
+        })
+    }
+
+    /// `pixels`: `[N, C, H, W]`, normalised, H = W = the configured image size.
+    pub fn forward(&self, pixels: Tensor<B, 4>) -> VisionOutput<B> {
+        let [n, c, h, w] = pixels.dims();
+        assert!(
+            h == self.image_size && w == self.image_size,
+            "CLIP vision tower: images must be {0}×{0}, got {h}×{w}",
+            self.image_size
+        );
+        let p = self.patch_size;
+        let g = h / p;
+        let width = self.class_embedding.dims()[0];
+        // [N, C, g, p, g, p] → [N, g, g, C, p, p] → [N, g², C·p·p]: the conv's receptive fields.
+        let patches = pixels
+            .reshape([n, c, g, p, g, p])
+            .permute([0, 2, 4, 1, 3, 5])
+            .reshape([n, g * g, c * p * p]);
+        let x = patches.matmul(self.patch_embedding.val().unsqueeze::<3>());
+        let cls = self
+            .class_embedding
+            .val()
+            .reshape([1, 1, width])
+            .expand([n, 1, width]);
+        let x = Tensor::cat(vec![cls, x], 1) + self.position_embedding.val().unsqueeze::<3>();
+        let mut x = self.pre_layrnorm.forward(x);
+        for layer in &self.layers {
+            x = layer.forward(x, None);
+        }
+        let cls = x.clone().narrow(1, 0, 1).reshape([n, width]);
+        VisionOutput {
+            pooled: self.post_layernorm.forward(cls),
+            last_hidden_state: x,
+        }
+    }
+}
