@@ -6,8 +6,11 @@ use anyhow::{Result, bail};
 /// Backends this build can run, by `--backend` name.
 pub const BACKENDS: &[&str] = &["cpu", "cuda"];
 
+/// The default CPU backend: burn's `flex` (faster than `ndarray` on the CLIP benchmark, see
+/// BENCHMARKS.md).
+pub type Cpu = burn::backend::Flex;
+
 #[cfg(feature = "cuda")]
-#[allow(dead_code)]
 pub type Cuda = burn::backend::Cuda;
 
 /// Checks that `name` can run here.

@@ -1,16 +1,118 @@
-//! `bench`: the engine at scale. Times planning a sweep of N runs, registering it, the resume
-//! check against a store that holds it, and `runs --json` over it (the command as a user runs
-//! it). Prints one line per measurement.
+//! `bench`: benchmarks, printed one line per measurement.
+//!
+//! - `engine`: planning a sweep of N runs, registering it, the resume check against a store
+//!   that holds it, and `runs --json` over it (the command as a user runs it).
+//! - `clip`: the CLIP image tower (ViT-B/32 shapes, random weights, batch 8, 224²) on each CPU
+//!   backend of the build, against PyTorch on the same machine and thread count.
 
-use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use burn::tensor::{Distribution, Tensor, backend::Backend};
+use t4v_clip::{ClipConfig, ClipModel};
 use t4v_core::Registry;
 use t4v_store::{Store, SweepRecord};
 use t4v_sweep::Plan;
 
-pub fn run(_results: &Path, n: usize, registry: &Registry) -> Result<()> {
+pub const NAMES: &[&str] = &["engine", "clip"];
+
+pub fn run(name: Option<&str>, runs: usize, registry: &Registry) -> Result<()> {
+    if name.is_none_or(|n| n == "engine") {
+        engine(runs, registry)?;
+    }
+    if name.is_none_or(|n| n == "clip") {
+        clip()?;
+    }
+    Ok(())
+}
+
+/// Milliseconds per image of the image tower on backend `B`.
+fn clip_ms_per_image<B: Backend>(iters: usize) -> f64 {
+    let device = B::Device::default();
+    let config = ClipConfig::default();
+    let model = ClipModel::<B>::init_random(&config, 0, &device);
+    let pixels = Tensor::<B, 4>::random([8, 3, 224, 224], Distribution::Normal(0.0, 1.0), &device);
+    let sync = |t: Tensor<B, 2>| t.into_data();
+    sync(model.encode_image(pixels.clone())); // warm-up
+    let t = Instant::now();
+    for _ in 0..iters {
+        sync(model.encode_image(pixels.clone()));
+    }
+    1000.0 * t.elapsed().as_secs_f64() / (iters * 8) as f64
+}
+
+fn python() -> String {
+    std::env::var("T4V_PYTHON").unwrap_or_else(|_| {
+        if std::path::Path::new("/opt/t4v-ref/bin/python").exists() {
+            "/opt/t4v-ref/bin/python".into()
+        } else {
+            "python3".into()
+        }
+    })
+}
+
+fn clip() -> Result<()> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let iters = 3;
+    println!(
+        "CLIP image tower, ViT-B/32 shapes, random weights, batch 8, 224², fp32, {threads} threads, {iters} iterations:"
+    );
+    #[allow(unused_mut)]
+    let mut results: Vec<(&str, f64)> =
+        vec![("burn flex", clip_ms_per_image::<burn::backend::Flex>(iters))];
+    #[cfg(feature = "ndarray")]
+    results.push((
+        "burn ndarray",
+        clip_ms_per_image::<burn::backend::NdArray>(iters),
+    ));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/clip_vision_torch.py");
+    // The machine pins OpenBLAS to conservative kernels through these variables; a benchmark
+    // peer runs with its best kernels, so they are dropped for this command alone.
+    let peer = std::process::Command::new(python())
+        .env_remove("OPENBLAS_CORETYPE")
+        .env_remove("OPENBLAS_L2_SIZE")
+        .arg(script)
+        .arg(threads.to_string())
+        .arg(iters.to_string())
+        .output();
+    let torch_ms = match peer {
+        Ok(o) if o.status.success() => {
+            let v: serde_json::Value =
+                serde_json::from_slice(&o.stdout).context("reading the PyTorch peer's output")?;
+            let ms = v["ms_per_image"].as_f64().context("ms_per_image")?;
+            println!(
+                "  PyTorch {} (transformers CLIPModel): {ms:.1} ms/image",
+                v["torch"].as_str().unwrap_or("?")
+            );
+            Some(ms)
+        }
+        Ok(o) => {
+            println!(
+                "  PyTorch peer not available: {}",
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+            );
+            None
+        }
+        Err(e) => {
+            println!("  PyTorch peer not available: {e}");
+            None
+        }
+    };
+    for (name, ms) in results {
+        match torch_ms {
+            Some(t) => println!("  {name}: {ms:.1} ms/image — {:.2}× PyTorch's time", ms / t),
+            None => println!("  {name}: {ms:.1} ms/image"),
+        }
+    }
+    Ok(())
+}
+
+fn engine(n: usize, registry: &Registry) -> Result<()> {
     let side = (n as f64).sqrt().ceil() as usize;
     let script = format!(
         "let s = sweep(\"bench\");\nlet base = #{{ kind: \"selftest\" }};\n\

@@ -2,6 +2,7 @@
 
 mod backend;
 mod bench;
+mod clip_cmd;
 mod listing;
 mod registry;
 mod sweep_cmd;
@@ -59,9 +60,20 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Benchmarks of the engine (planning, resume, listing at 10,000 runs).
+    /// Download a CLIP checkpoint (config, weights, tokenizer) into the Hugging Face cache.
+    Fetch {
+        /// A Hugging Face model id, e.g. `openai/clip-vit-base-patch32`.
+        model: String,
+    },
+    /// Embed texts and/or images with a CLIP checkpoint into a safetensors file.
+    Embed(clip_cmd::EmbedArgs),
+    /// Benchmarks: `engine` (planning, resume, listing at 10,000 runs), `clip` (image tower vs
+    /// PyTorch). All when no name is given.
     Bench {
-        /// Runs in the benchmark sweep.
+        /// Which benchmark.
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(bench::NAMES))]
+        name: Option<String>,
+        /// Runs in the engine benchmark's sweep.
         #[arg(long, default_value_t = 10_000)]
         runs: usize,
     },
@@ -87,6 +99,8 @@ fn main() -> Result<()> {
         Cmd::Show { run, json } => listing::show(&cli.results, &run, json),
         Cmd::Plugins { json } => listing::plugins(&registry, json),
         Cmd::Export { out } => listing::export(&cli.results, out.as_deref()),
-        Cmd::Bench { runs } => bench::run(&cli.results, runs, &registry),
+        Cmd::Fetch { model } => clip_cmd::fetch(&model),
+        Cmd::Embed(args) => clip_cmd::embed(&args),
+        Cmd::Bench { name, runs } => bench::run(name.as_deref(), runs, &registry),
     }
 }

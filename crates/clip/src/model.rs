@@ -58,6 +58,13 @@ impl<B: Backend> ClipModel<B> {
         Ok(model)
     }
 
+    /// A model with fresh random weights (see [`Weights::random`]), for training from scratch
+    /// and for benchmarks.
+    pub fn init_random(config: &ClipConfig, seed: u64, device: &B::Device) -> Self {
+        Self::from_weights(config, Weights::random(seed), device)
+            .expect("random weights have every shape")
+    }
+
     /// Loads `model.safetensors` (HF or OpenAI names) with `config.json` from a folder; an
     /// OpenAI checkpoint without a config gets one inferred from its shapes.
     pub fn load(dir: &Path, device: &B::Device) -> Result<(Self, ClipConfig), ClipError> {

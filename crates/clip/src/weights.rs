@@ -54,10 +54,46 @@ pub enum Naming {
 
 /// Tensors of a checkpoint by (Hugging Face) name; taking a tensor checks its shape, and
 /// [`Weights::finish`] reports any tensor nobody took.
+///
+/// A `Weights` can also be a random initialisation ([`Weights::random`]): every tensor asked
+/// for is drawn on the spot, so models built from scratch go through the same code as loaded
+/// ones.
 pub struct Weights {
     path: PathBuf,
     tensors: BTreeMap<String, RawTensor>,
     pub naming: Naming,
+    random: Option<u64>,
+}
+
+/// splitmix64 step.
+fn next(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A standard normal draw (Box–Muller).
+fn normal(state: &mut u64) -> f32 {
+    let u1 = ((next(state) >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+    let u2 = (next(state) >> 11) as f64 / (1u64 << 53) as f64;
+    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+}
+
+/// The initial value of a freshly created tensor, by name: LayerNorm scales 1, biases 0, the
+/// logit scale ln(1/0.07) (CLIP's initialisation), everything else N(0, 0.02).
+fn init_value(name: &str, n: usize, state: &mut u64) -> Vec<f32> {
+    let is_norm = name.contains("norm") || name.contains("layrnorm");
+    if is_norm && name.ends_with(".weight") {
+        vec![1.0; n]
+    } else if name.ends_with(".bias") {
+        vec![0.0; n]
+    } else if name == "logit_scale" {
+        vec![(1.0f32 / 0.07).ln(); n]
+    } else {
+        (0..n).map(|_| 0.02 * normal(state)).collect()
+    }
 }
 
 /// Entries of OpenAI state dicts that are not weights.
@@ -69,7 +105,7 @@ fn to_f32(path: &Path, name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32
         message: format!("tensor `{name}`: {m}"),
     };
     let chunks = |n: usize| -> Result<std::slice::ChunksExact<'_, u8>, ClipError> {
-        if bytes.len() % n != 0 {
+        if !bytes.len().is_multiple_of(n) {
             return Err(bad(format!(
                 "{} bytes is not a whole number of {dtype:?} values",
                 bytes.len()
@@ -135,11 +171,22 @@ impl Weights {
             path: path.to_path_buf(),
             tensors,
             naming,
+            random: None,
         };
         if naming == Naming::OpenAi {
             w.rename_openai()?;
         }
         Ok(w)
+    }
+
+    /// A random initialisation from `seed` (deterministic).
+    pub fn random(seed: u64) -> Weights {
+        Weights {
+            path: PathBuf::from("<random initialisation>"),
+            tensors: BTreeMap::new(),
+            naming: Naming::HuggingFace,
+            random: Some(seed ^ 0x5EED_C11F),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -166,6 +213,13 @@ impl Weights {
 
     /// Removes and returns a tensor, checking its shape.
     pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<RawTensor, ClipError> {
+        if let Some(state) = &mut self.random {
+            let n = shape.iter().product();
+            return Ok(RawTensor {
+                shape: shape.to_vec(),
+                data: init_value(name, n, state),
+            });
+        }
         let t = self
             .tensors
             .remove(name)
@@ -216,7 +270,7 @@ impl Weights {
                     let Some(fused) = self.tensors.remove(&format!("{src}attn.{o}")) else {
                         continue;
                     };
-                    if fused.shape[0] % 3 != 0 {
+                    if !fused.shape[0].is_multiple_of(3) {
                         return Err(ClipError::ShapeMismatch {
                             path: self.path.clone(),
                             name: format!("{src}attn.{o}"),
@@ -308,8 +362,10 @@ impl Weights {
         let fc1v = need("vision_model.encoder.layers.0.mlp.fc1.weight")?;
         let fc1t = need("text_model.encoder.layers.0.mlp.fc1.weight")?;
         let grid = ((vpos[0] - 1) as f64).sqrt().round() as usize;
-        let mut cfg = crate::ClipConfig::default();
-        cfg.projection_dim = proj[0];
+        let mut cfg = crate::ClipConfig {
+            projection_dim: proj[0],
+            ..Default::default()
+        };
         let v = &mut cfg.vision_config;
         v.hidden_size = conv[0];
         v.num_channels = conv[1];
