@@ -91,8 +91,10 @@ impl<B: Backend> VisionTransformer<B> {
         let patches = pixels
             .reshape([n, c, g, p, g, p])
             .permute([0, 2, 4, 1, 3, 5])
-            .reshape([n, g * g, c * p * p]);
-        let x = patches.matmul(self.patch_embedding.val().unsqueeze::<3>());
+            .reshape([n * g * g, c * p * p]);
+        let x = patches
+            .matmul(self.patch_embedding.val())
+            .reshape([n, g * g, width]);
         let cls = self
             .class_embedding
             .val()
