@@ -1,0 +1,44 @@
+//! Video datasets: parsers for the official annotation formats of Kinetics, UCF-101, HMDB-51 and
+//! ActivityNet and for the reference implementation's list files, the evaluation protocols
+//! (splits, few-shot, zero-shot), and frame sampling exactly as the reference does it.
+
+pub mod annotations;
+pub mod names;
+pub mod numpy_legacy;
+pub mod protocol;
+pub mod sampling;
+
+use std::path::PathBuf;
+
+/// A data problem, naming the file and line at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum VideoError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// One video (or trimmed instance) of an annotation file.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Video {
+    /// Relative to the dataset root: a frame folder or a video file.
+    pub path: PathBuf,
+    /// 0-based class index.
+    pub label: usize,
+    /// Frame count given by the annotations (list files); the folder is counted when read.
+    pub frames: Option<u32>,
+    /// Where it came from, for error messages.
+    pub source: PathBuf,
+    pub line: usize,
+}
