@@ -7,6 +7,7 @@ pub mod names;
 pub mod numpy_legacy;
 pub mod protocol;
 pub mod sampling;
+pub mod synthetic;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,238 @@
+//! The synthetic world: procedurally drawn videos of a coloured shape doing something, whose
+//! class names are captions ("a red circle moving left"). Deterministic by seed, any size and
+//! length, no files. It is the data of tests, benchmarks and the quickstart, and its
+//! compositional classes give a zero-shot protocol: hold out some (shape, colour, motion)
+//! combinations from training and name them only at test time.
+
+use image::{Rgb, RgbImage};
+use serde::{Deserialize, Serialize};
+
+pub const SHAPES: &[&str] = &["circle", "square", "triangle", "cross"];
+pub const COLOURS: &[(&str, [u8; 3])] = &[
+    ("red", [220, 40, 40]),
+    ("green", [40, 190, 60]),
+    ("blue", [50, 80, 230]),
+    ("yellow", [230, 210, 40]),
+    ("magenta", [210, 50, 200]),
+    ("cyan", [40, 200, 210]),
+];
+pub const MOTIONS: &[&str] = &[
+    "moving left",
+    "moving right",
+    "moving up",
+    "moving down",
+    "growing",
+    "shrinking",
+];
+
+/// One class: a (shape, colour, motion) combination, by index into the lists above.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Combo {
+    pub shape: usize,
+    pub colour: usize,
+    pub motion: usize,
+}
+
+impl Combo {
+    /// The caption used as class name: "a red circle moving left".
+    pub fn caption(&self) -> String {
+        format!(
+            "a {} {} {}",
+            COLOURS[self.colour].0, SHAPES[self.shape], MOTIONS[self.motion]
+        )
+    }
+
+    /// Every combination of the first `shapes` shapes, `colours` colours and `motions` motions.
+    pub fn all(shapes: usize, colours: usize, motions: usize) -> Vec<Combo> {
+        let mut v = Vec::new();
+        for shape in 0..shapes.min(SHAPES.len()) {
+            for colour in 0..colours.min(COLOURS.len()) {
+                for motion in 0..motions.min(MOTIONS.len()) {
+                    v.push(Combo {
+                        shape,
+                        colour,
+                        motion,
+                    });
+                }
+            }
+        }
+        v
+    }
+}
+
+/// splitmix64: small, fast, and enough for drawing pictures.
+#[derive(Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed ^ 0x243F_6A88_85A3_08D3)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.unit() * n as f64) as usize % n.max(1)
+    }
+}
+
+/// Everything that varies between two videos of the same class.
+#[derive(Clone, Debug)]
+struct Scene {
+    x0: f64,
+    y0: f64,
+    radius: f64,
+    speed: f64,
+    background: [u8; 3],
+    noise_seed: u64,
+}
+
+/// Draws videos of one combination. `video` picks the instance; the same (combo, video, seed)
+/// always gives the same pixels.
+pub fn render(combo: Combo, video: u64, seed: u64, frames: usize, size: usize) -> Vec<RgbImage> {
+    let mut rng = Rng::new(
+        seed.wrapping_mul(0x100_0000_01B3)
+            ^ video.wrapping_mul(0x9E37)
+            ^ ((combo.shape * 100 + combo.colour * 10 + combo.motion) as u64) << 40,
+    );
+    let s = size as f64;
+    let scene = Scene {
+        x0: s * (0.3 + 0.4 * rng.unit()),
+        y0: s * (0.3 + 0.4 * rng.unit()),
+        radius: s * (0.12 + 0.06 * rng.unit()),
+        speed: s * (0.25 + 0.15 * rng.unit()),
+        background: [
+            (20.0 + 40.0 * rng.unit()) as u8,
+            (20.0 + 40.0 * rng.unit()) as u8,
+            (20.0 + 40.0 * rng.unit()) as u8,
+        ],
+        noise_seed: rng.next_u64(),
+    };
+    let colour = COLOURS[combo.colour].1;
+    (0..frames)
+        .map(|t| {
+            let p = if frames > 1 {
+                t as f64 / (frames - 1) as f64 - 0.5
+            } else {
+                0.0
+            };
+            let (mut x, mut y, mut r) = (scene.x0, scene.y0, scene.radius);
+            match MOTIONS[combo.motion] {
+                "moving left" => x -= scene.speed * p,
+                "moving right" => x += scene.speed * p,
+                "moving up" => y -= scene.speed * p,
+                "moving down" => y += scene.speed * p,
+                "growing" => r *= 1.0 + 0.9 * p,
+                _ => r *= 1.0 - 0.9 * p,
+            }
+            draw(
+                size,
+                SHAPES[combo.shape],
+                x,
+                y,
+                r.max(1.0),
+                colour,
+                &scene,
+                t as u64,
+            )
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn draw(
+    size: usize,
+    shape: &str,
+    cx: f64,
+    cy: f64,
+    r: f64,
+    colour: [u8; 3],
+    scene: &Scene,
+    t: u64,
+) -> RgbImage {
+    let mut noise = Rng::new(scene.noise_seed ^ t.wrapping_mul(0xD1B5_4A32_D192_ED03));
+    RgbImage::from_fn(size as u32, size as u32, |px, py| {
+        let (dx, dy) = (px as f64 + 0.5 - cx, py as f64 + 0.5 - cy);
+        let inside = match shape {
+            "circle" => dx * dx + dy * dy <= r * r,
+            "square" => dx.abs() <= r * 0.85 && dy.abs() <= r * 0.85,
+            "triangle" => dy <= r * 0.8 && dy >= -r && dx.abs() <= (dy + r) * 0.6,
+            _ => (dx.abs() <= r * 0.3 && dy.abs() <= r) || (dy.abs() <= r * 0.3 && dx.abs() <= r),
+        };
+        let base = if inside { colour } else { scene.background };
+        let n = (noise.unit() * 24.0) as i32 - 12;
+        Rgb(base.map(|c| (c as i32 + n).clamp(0, 255) as u8))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deterministic_and_distinct() {
+        let c = Combo {
+            shape: 0,
+            colour: 0,
+            motion: 0,
+        };
+        assert_eq!(c.caption(), "a red circle moving left");
+        let a = render(c, 3, 7, 4, 32);
+        assert_eq!(a.len(), 4);
+        assert_eq!(a[0].dimensions(), (32, 32));
+        assert_eq!(a, render(c, 3, 7, 4, 32));
+        assert_ne!(a, render(c, 4, 7, 4, 32));
+        // The shape moves: its red mass drifts left from the first frame to the last.
+        let centre_x = |img: &RgbImage| {
+            let (mut sum, mut n) = (0.0, 0.0);
+            for (x, _, p) in img.enumerate_pixels() {
+                if p[0] > 150 && p[1] < 100 {
+                    sum += x as f64;
+                    n += 1.0;
+                }
+            }
+            sum / n
+        };
+        assert!(centre_x(&a[3]) < centre_x(&a[0]) - 3.0);
+        assert_eq!(Combo::all(4, 6, 6).len(), 144);
+    }
+}
+
+#[cfg(test)]
+mod preview {
+    /// `T4V_PREVIEW=dir cargo test -p t4v-video preview -- --ignored` writes a contact sheet.
+    #[test]
+    #[ignore]
+    fn write_preview() {
+        let dir = std::path::PathBuf::from(std::env::var("T4V_PREVIEW").unwrap_or("/tmp".into()));
+        let combos = super::Combo::all(4, 2, 6);
+        let (size, frames) = (64u32, 4usize);
+        let mut sheet = image::RgbImage::new(size * frames as u32, size * combos.len() as u32);
+        for (row, c) in combos.iter().enumerate() {
+            for (col, f) in super::render(*c, 0, 0, frames, size as usize)
+                .iter()
+                .enumerate()
+            {
+                image::imageops::replace(
+                    &mut sheet,
+                    f,
+                    (col as u32 * size) as i64,
+                    (row as u32 * size) as i64,
+                );
+            }
+        }
+        sheet.save(dir.join("synthetic_preview.png")).unwrap();
+    }
+}
