@@ -3,6 +3,8 @@
 //! (splits, few-shot, zero-shot), and frame sampling exactly as the reference does it.
 
 pub mod annotations;
+pub mod augment;
+pub mod frames;
 pub mod names;
 pub mod numpy_legacy;
 pub mod protocol;
