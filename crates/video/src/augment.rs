@@ -9,7 +9,8 @@ use image::imageops::{self, FilterType};
 use crate::synthetic::Rng;
 
 pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
-pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
+// The reference values, written to f32 precision.
+pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
 
 /// Training augmentation parameters (the reference's defaults for 224² input).
 #[derive(Clone, Debug)]

@@ -5,6 +5,7 @@
 pub mod annotations;
 pub mod augment;
 pub mod frames;
+pub mod loader;
 pub mod names;
 pub mod numpy_legacy;
 pub mod protocol;
