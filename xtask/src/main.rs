@@ -3,6 +3,7 @@
 mod backend;
 mod bench;
 mod clip_cmd;
+mod data_cmd;
 mod listing;
 mod registry;
 mod sweep_cmd;
@@ -65,6 +66,8 @@ enum Cmd {
         /// A Hugging Face model id, e.g. `openai/clip-vit-base-patch32`.
         model: String,
     },
+    /// Check a dataset: classes, videos per split, missing or unreadable media.
+    Data(data_cmd::DataArgs),
     /// Embed texts and/or images with a CLIP checkpoint into a safetensors file.
     Embed(clip_cmd::EmbedArgs),
     /// Benchmarks: `engine` (planning, resume, listing at 10,000 runs), `clip` (image tower vs
@@ -101,6 +104,7 @@ fn main() -> Result<()> {
         Cmd::Export { out } => listing::export(&cli.results, out.as_deref()),
         Cmd::Fetch { model } => clip_cmd::fetch(&model),
         Cmd::Embed(args) => clip_cmd::embed(&args),
+        Cmd::Data(args) => data_cmd::run(&args, &registry),
         Cmd::Bench { name, runs } => bench::run(name.as_deref(), runs, &registry),
     }
 }

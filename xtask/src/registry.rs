@@ -7,11 +7,10 @@ use t4v_sweep::selftest::Selftest;
 static RUN_KINDS: &[&dyn RunKind] = &[&Selftest];
 static ENCODERS: &[PluginInfo] = &[];
 static INITS: &[PluginInfo] = &[];
-static DATASETS: &[PluginInfo] = &[];
 
 pub const REGISTRY: Registry = Registry {
     run_kinds: RUN_KINDS,
     encoders: ENCODERS,
     inits: INITS,
-    datasets: DATASETS,
+    datasets: t4v_datasets::DATASETS,
 };

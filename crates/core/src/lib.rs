@@ -14,7 +14,7 @@ pub mod run_kind;
 pub mod spec;
 
 pub use event::{Event, Reporter};
-pub use plugin::{ClassifierInit, Dataset, VideoEncoder};
+pub use plugin::{ClassifierInit, DataOptions, Dataset, DatasetPlugin, Media, VideoEncoder};
 pub use provenance::Provenance;
 pub use registry::{Family, ParamDef, ParamType, PluginInfo, Registry};
 pub use run_kind::{Job, NeededRun, RunError, RunKind};

@@ -97,8 +97,43 @@ pub enum Metric {
     MeanAp,
 }
 
+/// How a dataset's videos are stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Media {
+    /// One folder of frames per video under `root`, files named by `pattern` (`img_{:05}.jpg`).
+    Frames { root: PathBuf, pattern: String },
+    /// One video file per video under `root`.
+    Videos { root: PathBuf },
+    /// Drawn on demand (the synthetic world); `VideoItem::path` is `<class>/<instance>`.
+    Synthetic { seed: u64, frames: u32, size: u32 },
+}
+
+/// Where and how to read a dataset (from the command line or the user's configuration).
+#[derive(Clone, Debug, Default)]
+pub struct DataOptions {
+    /// The dataset's folder.
+    pub root: PathBuf,
+    /// A list file of the reference (`path [frames] label`) to read instead of the official
+    /// annotations, with its label CSV.
+    pub list: Option<PathBuf>,
+    pub labels: Option<PathBuf>,
+    /// Official split (1–3) for UCF-101 and HMDB-51.
+    pub split: u32,
+    /// Frame file names, overriding the dataset's convention.
+    pub frame_pattern: Option<String>,
+}
+
+/// A dataset family: opens a dataset from its options. Listed in the registry.
+pub trait DatasetPlugin: Sync {
+    fn info(&self) -> &'static crate::registry::PluginInfo;
+    fn open(&self, opts: &DataOptions) -> Result<Box<dyn Dataset>, PluginError>;
+}
+
 /// A dataset in its official layout (or the reference's list files): classes, splits, protocols.
 pub trait Dataset: Send + Sync {
+    /// How its videos are stored.
+    fn media(&self) -> Media;
     /// Class names in label order.
     fn class_names(&self) -> &[String];
     /// Names of the splits it has (`train`, `val`, `test`, or per official split).

@@ -5,6 +5,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::plugin::DatasetPlugin;
 use crate::run_kind::RunKind;
 
 /// The families of names a run spec may refer to.
@@ -156,7 +157,7 @@ pub struct Registry {
     pub run_kinds: &'static [&'static dyn RunKind],
     pub encoders: &'static [PluginInfo],
     pub inits: &'static [PluginInfo],
-    pub datasets: &'static [PluginInfo],
+    pub datasets: &'static [&'static dyn DatasetPlugin],
 }
 
 impl Registry {
@@ -173,8 +174,15 @@ impl Registry {
             Family::RunKind => self.run_kinds.iter().map(|k| k.info()).collect(),
             Family::Encoder => self.encoders.iter().collect(),
             Family::ClassifierInit => self.inits.iter().collect(),
-            Family::Dataset => self.datasets.iter().collect(),
+            Family::Dataset => self.datasets.iter().map(|d| d.info()).collect(),
         }
+    }
+
+    pub fn dataset(&self, name: &str) -> Option<&'static dyn DatasetPlugin> {
+        self.datasets
+            .iter()
+            .copied()
+            .find(|d| d.info().name == name)
     }
 
     pub fn find(&self, family: Family, name: &str) -> Option<&PluginInfo> {

@@ -509,16 +509,28 @@ mod tests {
             Ok(())
         }
     }
-    static DATASETS: [PluginInfo; 1] = [PluginInfo {
+    struct K400;
+    static K400_INFO: PluginInfo = PluginInfo {
         name: "k400",
         summary: "",
         params: &[],
-    }];
+    };
+    impl crate::plugin::DatasetPlugin for K400 {
+        fn info(&self) -> &'static PluginInfo {
+            &K400_INFO
+        }
+        fn open(
+            &self,
+            _: &crate::plugin::DataOptions,
+        ) -> Result<Box<dyn crate::plugin::Dataset>, crate::plugin::PluginError> {
+            Err(crate::plugin::PluginError::Invalid("not in tests".into()))
+        }
+    }
     const REG: Registry = Registry {
         run_kinds: &[&Probe],
         encoders: &[],
         inits: &[],
-        datasets: &DATASETS,
+        datasets: &[&K400],
     };
 
     fn id(v: Value) -> RunId {

@@ -10,7 +10,7 @@ const REG: Registry = Registry {
     run_kinds: KINDS,
     encoders: NONE,
     inits: NONE,
-    datasets: NONE,
+    datasets: &[],
 };
 
 fn eval(src: &str) -> Result<t4v_sweep::SweepDef, String> {

@@ -1,0 +1,400 @@
+//! The dataset plugins. Each reads its dataset's official annotations, or the reference's list
+//! file and label CSV when given (`DataOptions::list`), from one folder:
+//!
+//! | plugin | official annotations under the root | frames pattern |
+//! |---|---|---|
+//! | `k400`, `k600` | `annotations/{train,validate}.csv` | `img_{:05}.jpg` |
+//! | `ucf101` | `ucfTrainTestlist/` (`classInd.txt`, `trainlist0k.txt`, `testlist0k.txt`) | `image_{:04}.jpg` |
+//! | `hmdb51` | `testTrainMulti_7030_splits/` | `image_{:06}.jpg` |
+//! | `anet` | `activity_net.v1-3.min.json` (training = trimmed instances) | `image_{:06}.jpg` |
+//! | `synthetic` | none: drawn on demand | — |
+//!
+//! Media live under `<root>/frames/` (one folder per video, the annotation path without its
+//! extension) or `<root>/videos/` (files); list-file paths are relative to that media folder.
+
+pub mod check;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use t4v_core::plugin::{Metric, PluginError, VideoItem};
+use t4v_core::{DataOptions, Dataset, DatasetPlugin, Media, ParamDef, PluginInfo};
+use t4v_video::annotations::{self, anet, hmdb, kinetics, ucf};
+use t4v_video::synthetic::Combo;
+use t4v_video::{Video, VideoError};
+
+/// Every dataset plugin, in the order `plugins` lists them.
+pub static DATASETS: &[&dyn DatasetPlugin] = &[
+    &Kinetics400,
+    &Kinetics600,
+    &Ucf101,
+    &Hmdb51,
+    &ActivityNet,
+    &Synthetic,
+];
+
+fn err(e: VideoError) -> PluginError {
+    PluginError::Invalid(e.to_string())
+}
+
+/// A dataset read into memory: classes, videos per split, media.
+pub struct Loaded {
+    pub classes: Vec<String>,
+    pub splits: BTreeMap<String, Vec<Video>>,
+    pub media: Media,
+    pub metrics: &'static [Metric],
+}
+
+impl Dataset for Loaded {
+    fn media(&self) -> Media {
+        self.media.clone()
+    }
+    fn class_names(&self) -> &[String] {
+        &self.classes
+    }
+    fn splits(&self) -> Vec<String> {
+        self.splits.keys().cloned().collect()
+    }
+    fn videos(&self, split: &str) -> Result<Vec<VideoItem>, PluginError> {
+        let v = self.splits.get(split).ok_or_else(|| {
+            PluginError::Invalid(format!(
+                "no split `{split}` (splits: {})",
+                self.splits().join(", ")
+            ))
+        })?;
+        Ok(v.iter()
+            .map(|v| VideoItem {
+                path: v.path.clone(),
+                label: v.label,
+                frames: v.frames,
+            })
+            .collect())
+    }
+    fn metrics(&self) -> &'static [Metric] {
+        self.metrics
+    }
+}
+
+const TOP: &[Metric] = &[Metric::Top1, Metric::Top5, Metric::MeanClassAccuracy];
+const MAP: &[Metric] = &[
+    Metric::MeanAp,
+    Metric::Top1,
+    Metric::Top5,
+    Metric::MeanClassAccuracy,
+];
+
+/// Frames when `<root>/frames` exists, else video files under `<root>/videos`, else `<root>`
+/// itself as a frames root.
+fn media(opts: &DataOptions, pattern: &str) -> Media {
+    let pattern = opts
+        .frame_pattern
+        .clone()
+        .unwrap_or_else(|| pattern.to_string());
+    let frames = opts.root.join("frames");
+    let videos = opts.root.join("videos");
+    if frames.is_dir() {
+        Media::Frames {
+            root: frames,
+            pattern,
+        }
+    } else if videos.is_dir() {
+        Media::Videos { root: videos }
+    } else {
+        Media::Frames {
+            root: opts.root.clone(),
+            pattern,
+        }
+    }
+}
+
+/// Official annotation paths name video files; frame folders drop the extension.
+fn for_media(mut videos: Vec<Video>, media: &Media) -> Vec<Video> {
+    if matches!(media, Media::Frames { .. }) {
+        for v in &mut videos {
+            if v.path
+                .extension()
+                .is_some_and(|e| e == "avi" || e == "mp4" || e == "mkv" || e == "webm")
+            {
+                v.path.set_extension("");
+            }
+        }
+    }
+    videos
+}
+
+fn need(path: PathBuf) -> Result<PathBuf, PluginError> {
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(PluginError::File {
+            path,
+            message: "not found".into(),
+        })
+    }
+}
+
+/// The reference's list file + label CSV, as one split named `list`.
+fn from_list(
+    opts: &DataOptions,
+    pattern: &str,
+    metrics: &'static [Metric],
+) -> Result<Option<Loaded>, PluginError> {
+    let Some(list) = &opts.list else {
+        return Ok(None);
+    };
+    let labels = opts
+        .labels
+        .as_ref()
+        .ok_or_else(|| PluginError::Invalid("--list needs --labels (the label CSV)".into()))?;
+    let classes = annotations::label_csv(labels).map_err(err)?;
+    let videos = annotations::list_file(list, classes.len()).map_err(err)?;
+    Ok(Some(Loaded {
+        classes,
+        splits: [("list".to_string(), videos)].into(),
+        media: media(opts, pattern),
+        metrics,
+    }))
+}
+
+macro_rules! info {
+    ($name:ident, $id:literal, $summary:literal) => {
+        static $name: PluginInfo = PluginInfo {
+            name: $id,
+            summary: $summary,
+            params: &[],
+        };
+    };
+}
+
+info!(
+    K400_INFO,
+    "k400", "Kinetics-400: DeepMind CSVs (train, val) or the reference's lists; 400 classes"
+);
+info!(
+    K600_INFO,
+    "k600", "Kinetics-600: CSVs or the reference's zero-shot lists (3 splits × 160 new classes)"
+);
+info!(
+    UCF_INFO,
+    "ucf101", "UCF-101: ucfTrainTestlist (3 splits) or the reference's lists; 101 classes"
+);
+info!(
+    HMDB_INFO,
+    "hmdb51", "HMDB-51: testTrainMulti_7030_splits (3 splits) or the reference's lists; 51 classes"
+);
+info!(
+    ANET_INFO,
+    "anet",
+    "ActivityNet v1.3: JSON (trimmed training instances, untrimmed val) or lists; 200 classes, mAP"
+);
+
+fn kinetics_open(opts: &DataOptions) -> Result<Box<dyn Dataset>, PluginError> {
+    if let Some(l) = from_list(opts, "img_{:05}.jpg", TOP)? {
+        return Ok(Box::new(l));
+    }
+    let dir = opts.root.join("annotations");
+    let train = need(dir.join("train.csv"))?;
+    let (classes, train) = kinetics::csv(&train, None).map_err(err)?;
+    let m = media(opts, "img_{:05}.jpg");
+    let mut splits = BTreeMap::from([("train".to_string(), for_media(train, &m))]);
+    let val = dir.join("validate.csv");
+    if val.exists() {
+        let (_, v) = kinetics::csv(&val, Some(&classes)).map_err(err)?;
+        splits.insert("val".into(), for_media(v, &m));
+    }
+    Ok(Box::new(Loaded {
+        classes,
+        splits,
+        media: m,
+        metrics: TOP,
+    }))
+}
+
+pub struct Kinetics400;
+impl DatasetPlugin for Kinetics400 {
+    fn info(&self) -> &'static PluginInfo {
+        &K400_INFO
+    }
+    fn open(&self, opts: &DataOptions) -> Result<Box<dyn Dataset>, PluginError> {
+        kinetics_open(opts)
+    }
+}
+
+pub struct Kinetics600;
+impl DatasetPlugin for Kinetics600 {
+    fn info(&self) -> &'static PluginInfo {
+        &K600_INFO
+    }
+    fn open(&self, opts: &DataOptions) -> Result<Box<dyn Dataset>, PluginError> {
+        kinetics_open(opts)
+    }
+}
+
+pub struct Ucf101;
+impl DatasetPlugin for Ucf101 {
+    fn info(&self) -> &'static PluginInfo {
+        &UCF_INFO
+    }
+    fn open(&self, opts: &DataOptions) -> Result<Box<dyn Dataset>, PluginError> {
+        if let Some(l) = from_list(opts, "image_{:04}.jpg", TOP)? {
+            return Ok(Box::new(l));
+        }
+        let k = opts.split.clamp(1, 3);
+        let dir = opts.root.join("ucfTrainTestlist");
+        let classes = ucf::class_ind(&need(dir.join("classInd.txt"))?).map_err(err)?;
+        let m = media(opts, "image_{:04}.jpg");
+        let train = ucf::train_list(&need(dir.join(format!("trainlist0{k}.txt")))?, &classes)
+            .map_err(err)?;
+        let test =
+            ucf::test_list(&need(dir.join(format!("testlist0{k}.txt")))?, &classes).map_err(err)?;
+        let splits = BTreeMap::from([
+            ("train".to_string(), for_media(train, &m)),
+            ("test".to_string(), for_media(test, &m)),
+        ]);
+        Ok(Box::new(Loaded {
+            classes,
+            splits,
+            media: m,
+            metrics: TOP,
+        }))
+    }
+}
+
+pub struct Hmdb51;
+impl DatasetPlugin for Hmdb51 {
+    fn info(&self) -> &'static PluginInfo {
+        &HMDB_INFO
+    }
+    fn open(&self, opts: &DataOptions) -> Result<Box<dyn Dataset>, PluginError> {
+        if let Some(l) = from_list(opts, "image_{:06}.jpg", TOP)? {
+            return Ok(Box::new(l));
+        }
+        let dir = need(opts.root.join("testTrainMulti_7030_splits"))?;
+        let s = hmdb::split(&dir, opts.split.clamp(1, 3)).map_err(err)?;
+        let m = media(opts, "image_{:06}.jpg");
+        // The reference's label CSV spells the folder names with spaces.
+        let classes = s.classes.iter().map(|c| c.replace('_', " ")).collect();
+        let splits = BTreeMap::from([
+            ("train".to_string(), for_media(s.train, &m)),
+            ("test".to_string(), for_media(s.test, &m)),
+        ]);
+        Ok(Box::new(Loaded {
+            classes,
+            splits,
+            media: m,
+            metrics: TOP,
+        }))
+    }
+}
+
+pub struct ActivityNet;
+impl DatasetPlugin for ActivityNet {
+    fn info(&self) -> &'static PluginInfo {
+        &ANET_INFO
+    }
+    fn open(&self, opts: &DataOptions) -> Result<Box<dyn Dataset>, PluginError> {
+        if let Some(l) = from_list(opts, "image_{:06}.jpg", MAP)? {
+            return Ok(Box::new(l));
+        }
+        let s = anet::json(&need(opts.root.join("activity_net.v1-3.min.json"))?).map_err(err)?;
+        let m = media(opts, "image_{:06}.jpg");
+        let splits = BTreeMap::from([("train".to_string(), s.train), ("val".to_string(), s.val)]);
+        Ok(Box::new(Loaded {
+            classes: s.classes,
+            splits,
+            media: m,
+            metrics: MAP,
+        }))
+    }
+}
+
+static SYNTH_INFO: PluginInfo = PluginInfo {
+    name: "synthetic",
+    summary: "procedurally drawn videos of coloured shapes in motion, named by caption; no files",
+    params: &[
+        ParamDef {
+            name: "shapes",
+            ty: t4v_core::ParamType::Int,
+            default: "4",
+            doc: "shapes used (≤ 4)",
+        },
+        ParamDef {
+            name: "colours",
+            ty: t4v_core::ParamType::Int,
+            default: "3",
+            doc: "colours used (≤ 6)",
+        },
+        ParamDef {
+            name: "motions",
+            ty: t4v_core::ParamType::Int,
+            default: "4",
+            doc: "motions used (≤ 6)",
+        },
+    ],
+};
+
+/// The synthetic world with the default 4 × 3 × 4 = 48 classes: 24 videos per class for
+/// training, 8 for testing. `DataOptions::split` seeds the drawing.
+pub struct Synthetic;
+
+impl Synthetic {
+    pub const FRAMES: u32 = 16;
+    pub const SIZE: u32 = 64;
+
+    pub fn open_with(combos: Vec<Combo>, train: u64, test: u64, seed: u64) -> Loaded {
+        let classes = combos.iter().map(Combo::caption).collect();
+        let split = |start: u64, n: u64, name: &str| -> Vec<Video> {
+            (0..combos.len())
+                .flat_map(|c| (start..start + n).map(move |i| (c, i)))
+                .map(|(c, i)| Video {
+                    path: PathBuf::from(format!("{c}/{i}")),
+                    label: c,
+                    frames: Some(Self::FRAMES),
+                    source: PathBuf::from(format!("<synthetic {name}>")),
+                    line: 0,
+                })
+                .collect()
+        };
+        let splits = BTreeMap::from([
+            ("train".to_string(), split(0, train, "train")),
+            ("test".to_string(), split(train, test, "test")),
+        ]);
+        Loaded {
+            classes,
+            splits,
+            media: Media::Synthetic {
+                seed,
+                frames: Self::FRAMES,
+                size: Self::SIZE,
+            },
+            metrics: TOP,
+        }
+    }
+}
+
+impl DatasetPlugin for Synthetic {
+    fn info(&self) -> &'static PluginInfo {
+        &SYNTH_INFO
+    }
+    fn open(&self, opts: &DataOptions) -> Result<Box<dyn Dataset>, PluginError> {
+        Ok(Box::new(Self::open_with(
+            Combo::all(4, 3, 4),
+            24,
+            8,
+            opts.split as u64,
+        )))
+    }
+}
+
+/// The dataset folder: `root` if given, else `$T4V_DATA_<NAME>`, else `$T4V_DATA/<name>`.
+pub fn default_root(name: &str, root: Option<&Path>) -> Option<PathBuf> {
+    if let Some(r) = root {
+        return Some(r.to_path_buf());
+    }
+    if let Ok(r) = std::env::var(format!("T4V_DATA_{}", name.to_uppercase())) {
+        return Some(PathBuf::from(r));
+    }
+    std::env::var("T4V_DATA")
+        .ok()
+        .map(|d| PathBuf::from(d).join(name))
+}

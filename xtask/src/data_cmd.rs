@@ -1,0 +1,133 @@
+//! `data <dataset>`: is the dataset wired right? Classes, videos per split, and the media that
+//! are missing or unreadable.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use t4v_core::{DataOptions, Registry};
+
+#[derive(Args)]
+pub struct DataArgs {
+    /// Dataset plugin (`cargo xtask plugins` lists them).
+    pub dataset: String,
+    /// The dataset's folder (default: $T4V_DATA_<NAME>, else $T4V_DATA/<name>).
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// A list file of the reference (`path [frames] label`) instead of the official annotations.
+    #[arg(long, requires = "labels")]
+    pub list: Option<PathBuf>,
+    /// The label CSV (`id,name`) of --list.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Official split (1–3) of UCF-101 and HMDB-51.
+    #[arg(long, default_value_t = 1)]
+    pub split: u32,
+    /// Frame file names, e.g. `img_{:05}.jpg` (default: the dataset's convention).
+    #[arg(long)]
+    pub frame_pattern: Option<String>,
+    /// Read the annotations only; do not look at the media.
+    #[arg(long)]
+    pub annotations_only: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &DataArgs, registry: &Registry) -> Result<()> {
+    let plugin = registry.dataset(&args.dataset).with_context(|| {
+        let known: Vec<&str> = registry.datasets.iter().map(|d| d.info().name).collect();
+        format!(
+            "unknown dataset `{}` (known: {})",
+            args.dataset,
+            known.join(", ")
+        )
+    })?;
+    let root = if args.dataset == "synthetic" {
+        PathBuf::new()
+    } else {
+        let root =
+            t4v_datasets::default_root(&args.dataset, args.root.as_deref()).with_context(|| {
+                format!(
+                    "where is dataset {}? pass --root, or set T4V_DATA (or T4V_DATA_{})",
+                    args.dataset,
+                    args.dataset.to_uppercase()
+                )
+            })?;
+        if !root.exists() && args.list.is_none() {
+            bail!("dataset {} not found at {}", args.dataset, root.display());
+        }
+        root
+    };
+    let opts = DataOptions {
+        root,
+        list: args.list.clone(),
+        labels: args.labels.clone(),
+        split: args.split,
+        frame_pattern: args.frame_pattern.clone(),
+    };
+    let ds = plugin
+        .open(&opts)
+        .with_context(|| format!("reading dataset {}", args.dataset))?;
+    let mut splits = serde_json::Map::new();
+    let mut problems = Vec::new();
+    for s in ds.splits() {
+        splits.insert(s.clone(), ds.videos(&s)?.len().into());
+        if !args.annotations_only {
+            problems.extend(
+                t4v_datasets::check::media(ds.as_ref(), &s)?
+                    .into_iter()
+                    .map(|p| (s.clone(), p)),
+            );
+        }
+    }
+    let classes = ds.class_names().len();
+    if args.json {
+        let v = serde_json::json!({
+            "dataset": args.dataset,
+            "classes": classes,
+            "class_names": ds.class_names(),
+            "splits": splits,
+            "media": ds.media(),
+            "metrics": ds.metrics(),
+            "zero_shot_half_classes": { "draws": t4v_video::protocol::HALF_CLASS_DRAWS, "classes_per_draw": classes / 2 },
+            "problems": problems.iter().map(|(s, p)| serde_json::json!({"split": s, "file": p.file, "line": p.line, "reason": p.reason})).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!(
+        "{}: {classes} classes ({}, ...)",
+        args.dataset,
+        ds.class_names()
+            .iter()
+            .take(3)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for (s, n) in &splits {
+        println!("  {s:<6} {n} videos");
+    }
+    println!(
+        "  zero-shot half-class protocol: {} draws of {} classes",
+        t4v_video::protocol::HALF_CLASS_DRAWS,
+        classes / 2
+    );
+    if args.annotations_only {
+        println!("  media not checked (--annotations-only)");
+    } else if problems.is_empty() {
+        println!("  media: every video present and readable");
+    } else {
+        println!("  media: {} problem(s)", problems.len());
+        for (s, p) in problems.iter().take(20) {
+            println!("    {s} #{}: {}: {}", p.line, p.file.display(), p.reason);
+        }
+        if problems.len() > 20 {
+            println!(
+                "    ... and {} more (--json lists all)",
+                problems.len() - 20
+            );
+        }
+    }
+    Ok(())
+}

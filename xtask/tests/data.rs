@@ -1,0 +1,148 @@
+//! `data <dataset>` on small datasets in the official layouts, with broken media.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn data(args: &[&str]) -> (bool, Value, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("data")
+        .args(args)
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+    (
+        o.status.success(),
+        v,
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn frames(dir: &Path, pattern: impl Fn(usize) -> String, n: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..n {
+        image::RgbImage::from_pixel(34, 25, image::Rgb([i as u8 * 20, 100, 50]))
+            .save(dir.join(pattern(i)))
+            .unwrap();
+    }
+}
+
+#[test]
+fn ucf101_official_layout_with_broken_media() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    let lists = root.join("ucfTrainTestlist");
+    std::fs::create_dir_all(&lists).unwrap();
+    std::fs::write(lists.join("classInd.txt"), "1 ApplyEyeMakeup\n2 Archery\n").unwrap();
+    std::fs::write(
+        lists.join("trainlist01.txt"),
+        "ApplyEyeMakeup/v_a1.avi 1\nArchery/v_b1.avi 2\nArchery/v_b2.avi 2\n",
+    )
+    .unwrap();
+    std::fs::write(
+        lists.join("testlist01.txt"),
+        "ApplyEyeMakeup/v_a2.avi\nArchery/v_b3.avi\n",
+    )
+    .unwrap();
+    let f = root.join("frames");
+    let name = |i: usize| format!("image_{:04}.jpg", i + 1);
+    frames(&f.join("ApplyEyeMakeup/v_a1"), name, 5);
+    frames(&f.join("Archery/v_b1"), name, 5);
+    std::fs::create_dir_all(f.join("Archery/v_b2")).unwrap(); // empty folder
+    frames(&f.join("ApplyEyeMakeup/v_a2"), name, 3);
+    std::fs::write(f.join("ApplyEyeMakeup/v_a2/image_0001.jpg"), b"not a jpeg").unwrap(); // corrupt
+    // Archery/v_b3: missing folder
+
+    let r = root.to_str().unwrap();
+    let (ok, v, err) = data(&["ucf101", "--root", r, "--json"]);
+    assert!(ok, "{err}");
+    assert_eq!(v["classes"], 2);
+    assert_eq!(v["splits"], serde_json::json!({"train": 3, "test": 2}));
+    let problems = v["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 3, "{problems:?}");
+    let reason = |suffix: &str| {
+        problems
+            .iter()
+            .find(|p| p["file"].as_str().unwrap().ends_with(suffix))
+            .unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(reason("Archery/v_b2").contains("no frames named like `image_0001.jpg`"));
+    assert!(reason("ApplyEyeMakeup/v_a2").contains("image_0001.jpg: cannot decode"));
+    assert!(reason("Archery/v_b3").contains("No such file"));
+    let (ok, v, _) = data(&["ucf101", "--root", r, "--json", "--annotations-only"]);
+    assert!(ok);
+    assert_eq!(v["problems"].as_array().unwrap().len(), 0);
+
+    // A malformed annotation line is an error naming file and line.
+    std::fs::write(
+        lists.join("trainlist01.txt"),
+        "ApplyEyeMakeup/v_a1.avi 1\nArchery/v_b1.avi 7\n",
+    )
+    .unwrap();
+    let (ok, _, err) = data(&["ucf101", "--root", r]);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "{}:2: class id 7 out of range 1..=2",
+            lists.join("trainlist01.txt").display()
+        )),
+        "{err}"
+    );
+
+    let (ok, _, err) = data(&["k400", "--root", "/nonexistent/k400"]);
+    assert!(!ok);
+    assert!(
+        err.contains("dataset k400 not found at /nonexistent/k400"),
+        "{err}"
+    );
+    let (ok, _, err) = data(&["k700"]);
+    assert!(
+        !ok && err.contains(
+            "unknown dataset `k700` (known: k400, k600, ucf101, hmdb51, anet, synthetic)"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn reference_lists_and_the_synthetic_world() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    std::fs::write(
+        root.join("labels.csv"),
+        "id,name\n0,brush hair\n1,cartwheel\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("list.txt"),
+        "brush_hair/a 5 0\ncartwheel/b 5 1\ncartwheel/c 5 2\n",
+    )
+    .unwrap();
+    let (ok, _, err) = data(&[
+        "hmdb51",
+        "--root",
+        root.to_str().unwrap(),
+        "--list",
+        root.join("list.txt").to_str().unwrap(),
+        "--labels",
+        root.join("labels.csv").to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "{}:3: label 2 out of range: there are 2 classes",
+            root.join("list.txt").display()
+        )),
+        "{err}"
+    );
+
+    let (ok, v, err) = data(&["synthetic", "--json"]);
+    assert!(ok, "{err}");
+    assert_eq!(v["classes"], 48);
+    assert_eq!(v["class_names"][0], "a red circle moving left");
+    assert_eq!(v["splits"]["train"], 48 * 24);
+}
