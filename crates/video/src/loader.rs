@@ -168,6 +168,41 @@ pub fn load_sample(
     Ok(out)
 }
 
+/// The views of multi-view testing ("T × crops × clips"): for each of `clips` temporal clips
+/// (the reference's linspace starts) and each of `crops` spatial crops (1: centre; 3: left,
+/// right, centre), one normalised clip `[T, 3, S, S]`. Features of the views are averaged
+/// before normalising, downstream.
+pub fn multi_view(
+    source: &dyn ClipSource,
+    i: usize,
+    frames: usize,
+    clips: usize,
+    crops: usize,
+    resize: u32,
+    size: u32,
+) -> Result<Vec<Vec<f32>>, VideoError> {
+    let n = source.frame_count(i)?;
+    let mut views = Vec::with_capacity(clips * crops);
+    for idx in sampling::test(n, frames, clips) {
+        let decoded = source.frames(i, &idx)?;
+        let spatial: Vec<Vec<RgbImage>> = match crops {
+            1 => vec![eval_clip(&decoded, resize, size)],
+            3 => crate::augment::three_crops(&decoded, resize, size).into(),
+            other => {
+                return Err(VideoError::Invalid(format!(
+                    "{other} crops: multi-view takes 1 or 3"
+                )));
+            }
+        };
+        for clip in spatial {
+            let mut out = Vec::new();
+            normalize(&clip, &mut out);
+            views.push(out);
+        }
+    }
+    Ok(views)
+}
+
 struct Shared {
     source: Arc<dyn ClipSource>,
     cfg: LoaderConfig,
@@ -401,6 +436,19 @@ mod tests {
         let mut e = epoch(synthetic(40), cfg(2), 0);
         assert!(e.next().is_some());
         drop(e);
+    }
+
+    #[test]
+    fn multi_view_gives_clips_times_crops() {
+        let src = synthetic(2);
+        let v = multi_view(src.as_ref(), 1, 4, 2, 3, 40, 32).unwrap();
+        assert_eq!(v.len(), 6);
+        assert!(v.iter().all(|x| x.len() == 4 * 3 * 32 * 32));
+        assert_ne!(v[0], v[1], "left and right crops differ");
+        assert_eq!(
+            multi_view(src.as_ref(), 1, 4, 1, 1, 40, 32).unwrap().len(),
+            1
+        );
     }
 
     #[test]

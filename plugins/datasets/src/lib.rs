@@ -398,3 +398,102 @@ pub fn default_root(name: &str, root: Option<&Path>) -> Option<PathBuf> {
         .ok()
         .map(|d| PathBuf::from(d).join(name))
 }
+
+/// The clip source of one split, for the loader.
+pub fn source(
+    dataset: &dyn Dataset,
+    split: &str,
+) -> Result<std::sync::Arc<dyn t4v_video::loader::ClipSource>, PluginError> {
+    use t4v_video::loader::{FolderSource, SyntheticSource};
+    let items = dataset.videos(split)?;
+    let videos: Vec<Video> = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| Video {
+            path: v.path,
+            label: v.label,
+            frames: v.frames,
+            source: PathBuf::from(format!("<{split}>")),
+            line: i + 1,
+        })
+        .collect();
+    Ok(match dataset.media() {
+        Media::Frames { root, pattern } => std::sync::Arc::new(FolderSource {
+            root,
+            videos,
+            pattern: t4v_video::frames::FramePattern::parse(&pattern).map_err(err)?,
+        }),
+        Media::Synthetic { seed, frames, size } => {
+            let combos = synthetic_combos(dataset.class_names())?;
+            let pairs = videos
+                .iter()
+                .map(|v| {
+                    let instance = v
+                        .path
+                        .file_name()
+                        .and_then(|s| s.to_str())
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
+                    (v.label, instance)
+                })
+                .collect();
+            std::sync::Arc::new(SyntheticSource {
+                classes: combos,
+                videos: pairs,
+                frames: frames as usize,
+                size: size as usize,
+                seed,
+            })
+        }
+        Media::Videos { root } => {
+            return Err(PluginError::Invalid(format!(
+                "{}: video files need the `video` feature (FFmpeg); extract frames or rebuild with --features video",
+                root.display()
+            )));
+        }
+    })
+}
+
+/// The combinations behind synthetic class captions.
+fn synthetic_combos(names: &[String]) -> Result<Vec<Combo>, PluginError> {
+    let all = Combo::all(usize::MAX, usize::MAX, usize::MAX);
+    names
+        .iter()
+        .map(|n| {
+            all.iter()
+                .copied()
+                .find(|c| &c.caption() == n)
+                .ok_or_else(|| PluginError::Invalid(format!("`{n}` is not a synthetic caption")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use t4v_video::loader::{LoaderConfig, Mode, OnError, epoch};
+
+    #[test]
+    fn the_synthetic_dataset_feeds_the_loader() {
+        let ds = Synthetic.open(&DataOptions::default()).unwrap();
+        let src = source(ds.as_ref(), "test").unwrap();
+        assert_eq!(src.len(), 48 * 8);
+        let cfg = LoaderConfig {
+            batch: 8,
+            frames: 8,
+            mode: Mode::Eval {
+                resize: 64,
+                size: 56,
+            },
+            workers: 2,
+            prefetch: 8,
+            seed: 0,
+            shuffle: false,
+            drop_last: false,
+            on_error: OnError::Fail,
+        };
+        let b = epoch(src, cfg, 0).next().unwrap().unwrap();
+        assert_eq!(b.shape, [8, 8, 3, 56, 56]);
+        assert_eq!(b.labels, vec![0, 0, 0, 0, 0, 0, 0, 0]);
+    }
+}
