@@ -14,7 +14,7 @@ use t4v_core::Registry;
 use t4v_store::{Store, SweepRecord};
 use t4v_sweep::Plan;
 
-pub const NAMES: &[&str] = &["engine", "clip"];
+pub const NAMES: &[&str] = &["engine", "clip", "data"];
 
 pub fn run(name: Option<&str>, runs: usize, registry: &Registry) -> Result<()> {
     if name.is_none_or(|n| n == "engine") {
@@ -22,6 +22,9 @@ pub fn run(name: Option<&str>, runs: usize, registry: &Registry) -> Result<()> {
     }
     if name.is_none_or(|n| n == "clip") {
         clip()?;
+    }
+    if name.is_none_or(|n| n == "data") {
+        data()?;
     }
     Ok(())
 }
@@ -235,5 +238,116 @@ fn engine(n: usize, registry: &Registry) -> Result<()> {
         took.as_secs_f64(),
         out.stdout.len() as f64 / 1e6
     );
+    Ok(())
+}
+
+/// Training clips per second from JPEG frame folders (256×340, 32 frames each): 8 frames,
+/// TSN sampling, resize 256, Inception crop to 224, flip, grayscale, CLIP normalisation; the
+/// loader with one worker per core, against the PIL pipeline of `bench/data_pil.py` in a
+/// process pool of the same size.
+fn data() -> Result<()> {
+    use std::sync::Arc;
+    use t4v_video::frames::FramePattern;
+    use t4v_video::loader::{FolderSource, LoaderConfig, Mode, OnError, epoch};
+
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let (videos, frames) = (48usize, 32usize);
+    let tmp = tempfile::tempdir()?;
+    let pattern = FramePattern::parse("img_{:05}.jpg")?;
+    let mut list = Vec::new();
+    for v in 0..videos {
+        let dir = tmp.path().join(format!("v{v:03}"));
+        std::fs::create_dir_all(&dir)?;
+        let combo = t4v_video::synthetic::Combo {
+            shape: v % 4,
+            colour: v % 6,
+            motion: v % 6,
+        };
+        let drawn = t4v_video::synthetic::render(combo, v as u64, 0, frames, 256);
+        for (i, f) in drawn.iter().enumerate() {
+            // A camera-like frame: the drawing stretched to 340×256, with texture.
+            let img = image::RgbImage::from_fn(340, 256, |x, y| {
+                let p = f.get_pixel(x * 256 / 340, y);
+                let t = ((x as f32 * 0.07 + i as f32).sin() * 12.0 + (y as f32 * 0.05).cos() * 12.0)
+                    as i32;
+                image::Rgb(p.0.map(|c| (c as i32 + t).clamp(0, 255) as u8))
+            });
+            img.save(dir.join(pattern.name(i)))?;
+        }
+        list.push(t4v_video::Video {
+            path: format!("v{v:03}").into(),
+            label: v % 4,
+            frames: None,
+            source: "bench".into(),
+            line: v + 1,
+        });
+    }
+    let epochs: u64 = std::env::var("T4V_BENCH_EPOCHS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    println!(
+        "training clips from JPEG folders ({videos} videos × {frames} frames of 340×256), 8 frames → 224², {threads} workers, {epochs} epochs:"
+    );
+    let source: Arc<dyn t4v_video::loader::ClipSource> = Arc::new(FolderSource {
+        root: tmp.path().into(),
+        videos: list,
+        pattern,
+    });
+    let cfg = LoaderConfig {
+        batch: 8,
+        frames: 8,
+        mode: Mode::Train(Default::default()),
+        workers: threads,
+        prefetch: 16,
+        seed: 0,
+        shuffle: true,
+        drop_last: false,
+        on_error: OnError::Fail,
+    };
+    epoch(source.clone(), cfg.clone(), 99)
+        .take(1)
+        .for_each(drop); // warm the page cache
+    let t = Instant::now();
+    let mut clips = 0;
+    for e in 0..epochs {
+        for b in epoch(source.clone(), cfg.clone(), e) {
+            clips += b?.labels.len();
+        }
+    }
+    let ours = clips as f64 / t.elapsed().as_secs_f64();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/data_pil.py");
+    let peer = std::process::Command::new(python())
+        .arg(script)
+        .arg(tmp.path())
+        .arg(threads.to_string())
+        .arg(epochs.to_string())
+        .output();
+    match peer {
+        Ok(o) if o.status.success() => {
+            let v: serde_json::Value =
+                serde_json::from_slice(&o.stdout).context("reading the PIL peer's output")?;
+            let py = v["clips_per_s"].as_f64().context("clips_per_s")?;
+            println!("  PIL + numpy, {threads} processes: {py:.1} clips/s");
+            println!(
+                "  t4v loader: {ours:.1} clips/s — {:.2}× the Python pipeline",
+                ours / py
+            );
+        }
+        other => {
+            let why = match other {
+                Ok(o) => String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+                    .to_string(),
+                Err(e) => e.to_string(),
+            };
+            println!("  Python peer not available: {why}");
+            println!("  t4v loader: {ours:.1} clips/s");
+        }
+    }
     Ok(())
 }

@@ -3,8 +3,11 @@
 //! random parameters for every frame of the clip; evaluation clips a resize and a centre crop
 //! (or three crops for multi-view). Then CLIP's mean/std normalisation.
 
+use std::cell::RefCell;
+
+use fast_image_resize as fr;
 use image::RgbImage;
-use image::imageops::{self, FilterType};
+use image::imageops;
 
 use crate::synthetic::Rng;
 
@@ -38,6 +41,30 @@ impl Default for TrainAugment {
     }
 }
 
+thread_local! {
+    static RESIZER: RefCell<fr::Resizer> = RefCell::new(fr::Resizer::new());
+}
+
+/// Resizes (a crop of) `img` to `w × h` with SIMD convolution; like PIL, the kernel widens
+/// when downscaling (antialiasing).
+fn resize_to(
+    img: &RgbImage,
+    crop: Option<(u32, u32, u32, u32)>,
+    w: u32,
+    h: u32,
+    filter: fr::FilterType,
+) -> RgbImage {
+    let mut dst = RgbImage::new(w, h);
+    let mut opts = fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(filter));
+    if let Some((x, y, cw, ch)) = crop {
+        opts = opts.crop(x as f64, y as f64, cw as f64, ch as f64);
+    }
+    RESIZER
+        .with(|r| r.borrow_mut().resize(img, &mut dst, &opts))
+        .expect("RGB to RGB resize");
+    dst
+}
+
 /// Resizes so the shorter side is `side` (bicubic, as the reference).
 pub fn resize_shorter(img: &RgbImage, side: u32) -> RgbImage {
     let (w, h) = img.dimensions();
@@ -55,7 +82,7 @@ pub fn resize_shorter(img: &RgbImage, side: u32) -> RgbImage {
             side,
         )
     };
-    imageops::resize(img, nw, nh, FilterType::CatmullRom)
+    resize_to(img, None, nw, nh, fr::FilterType::CatmullRom)
 }
 
 /// Inception crop: area U(scale), aspect U(ratio) (log-uniform would differ from the
@@ -80,11 +107,20 @@ pub fn inception_crop(w: u32, h: u32, aug: &TrainAugment, rng: &mut Rng) -> (u32
     ((w - s) / 2, (h - s) / 2, s, s)
 }
 
+/// [`resize_shorter`] of an owned frame: no copy when it already has the size.
+fn resize_shorter_owned(img: RgbImage, side: u32) -> RgbImage {
+    if img.width().min(img.height()) == side {
+        img
+    } else {
+        resize_shorter(&img, side)
+    }
+}
+
 /// A training clip: every frame with the same crop, flip and grayscale decision.
-pub fn train_clip(frames: &[RgbImage], aug: &TrainAugment, rng: &mut Rng) -> Vec<RgbImage> {
+pub fn train_clip(frames: Vec<RgbImage>, aug: &TrainAugment, rng: &mut Rng) -> Vec<RgbImage> {
     let resized: Vec<RgbImage> = frames
-        .iter()
-        .map(|f| resize_shorter(f, aug.resize))
+        .into_iter()
+        .map(|f| resize_shorter_owned(f, aug.resize))
         .collect();
     let (w, h) = resized[0].dimensions();
     let (x, y, cw, ch) = inception_crop(w, h, aug, rng);
@@ -93,8 +129,13 @@ pub fn train_clip(frames: &[RgbImage], aug: &TrainAugment, rng: &mut Rng) -> Vec
     resized
         .iter()
         .map(|f| {
-            let crop = imageops::crop_imm(f, x, y, cw, ch).to_image();
-            let mut out = imageops::resize(&crop, aug.size, aug.size, FilterType::Triangle);
+            let mut out = resize_to(
+                f,
+                Some((x, y, cw, ch)),
+                aug.size,
+                aug.size,
+                fr::FilterType::Bilinear,
+            );
             if flip {
                 imageops::flip_horizontal_in_place(&mut out);
             }
@@ -140,15 +181,20 @@ pub fn three_crops(frames: &[RgbImage], resize: u32, size: u32) -> [Vec<RgbImage
 
 /// Frames → `[T, 3, H, W]` floats: pixel/255, minus CLIP's mean, over its std.
 pub fn normalize(frames: &[RgbImage], out: &mut Vec<f32>) {
+    let lut: [[f32; 256]; 3] = std::array::from_fn(|c| {
+        std::array::from_fn(|v| (v as f32 / 255.0 - CLIP_MEAN[c]) / CLIP_STD[c])
+    });
     for f in frames {
         let (w, h) = f.dimensions();
         let plane = (w * h) as usize;
         let start = out.len();
         out.resize(start + 3 * plane, 0.0);
-        for (i, p) in f.pixels().enumerate() {
-            for c in 0..3 {
-                out[start + c * plane + i] = (p[c] as f32 / 255.0 - CLIP_MEAN[c]) / CLIP_STD[c];
-            }
+        let (r, rest) = out[start..].split_at_mut(plane);
+        let (g, b) = rest.split_at_mut(plane);
+        for (i, p) in f.as_raw().chunks_exact(3).enumerate() {
+            r[i] = lut[0][p[0] as usize];
+            g[i] = lut[1][p[1] as usize];
+            b[i] = lut[2][p[2] as usize];
         }
     }
 }
@@ -156,6 +202,48 @@ pub fn normalize(frames: &[RgbImage], out: &mut Vec<f32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `cargo test --release -p t4v-video decode_cost -- --ignored --nocapture`: the ceiling
+    /// the loader works under (JPEG decode of one 340×256 frame).
+    #[test]
+    #[ignore]
+    fn decode_cost() {
+        let img = RgbImage::from_fn(340, 256, |x, y| {
+            image::Rgb([
+                (x * 7 % 256) as u8,
+                (y * 3 % 256) as u8,
+                ((x + y) % 256) as u8,
+            ])
+        });
+        let mut bytes = Vec::new();
+        img.write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+        let t = std::time::Instant::now();
+        for _ in 0..200 {
+            let _ = image::load_from_memory(&bytes).unwrap().into_rgb8();
+        }
+        eprintln!(
+            "decode 340×256: {:.3} ms",
+            t.elapsed().as_secs_f64() * 1000.0 / 200.0
+        );
+        let t = std::time::Instant::now();
+        for _ in 0..200 {
+            resize_to(
+                &img,
+                Some((10, 10, 200, 180)),
+                224,
+                224,
+                fr::FilterType::Bilinear,
+            );
+        }
+        eprintln!(
+            "crop+resize to 224²: {:.3} ms",
+            t.elapsed().as_secs_f64() * 1000.0 / 200.0
+        );
+    }
 
     fn frame(w: u32, h: u32, v: u8) -> RgbImage {
         RgbImage::from_fn(w, h, |x, y| {
@@ -170,7 +258,7 @@ mod tests {
         let aug = TrainAugment::default();
         let mut rng = Rng::new(1);
         for _ in 0..20 {
-            let clip = train_clip(&frames, &aug, &mut rng);
+            let clip = train_clip(frames.clone(), &aug, &mut rng);
             assert_eq!(clip.len(), 2);
             assert_eq!(clip[0].dimensions(), (224, 224));
             // Same crop, flip and grayscale for every frame: equal inputs stay equal.

@@ -154,7 +154,7 @@ pub fn load_sample(
         Mode::Train(aug) => {
             let idx = sampling::train(n, cfg.frames, |k| rng.below(k));
             let frames = source.frames(i, &idx)?;
-            (idx, train_clip(&frames, aug, &mut rng))
+            (idx, train_clip(frames, aug, &mut rng))
         }
         Mode::Eval { resize, size } => {
             let idx = sampling::val(n, cfg.frames);
@@ -321,7 +321,7 @@ impl Iterator for Epoch {
         let shared = self.shared.clone();
         let cfg = &shared.cfg;
         let (b, n) = (cfg.batch.max(1), shared.order.len());
-        let mut pixels = Vec::new();
+        let mut pixels: Vec<f32> = Vec::new();
         let (mut labels, mut indices) = (Vec::new(), Vec::new());
         while labels.len() < b && self.pos < n {
             let pos = self.pos;
@@ -329,6 +329,9 @@ impl Iterator for Epoch {
             let i = shared.order[pos];
             match self.take(pos)? {
                 Ok(p) => {
+                    if pixels.is_empty() {
+                        pixels.reserve_exact(p.len() * b);
+                    }
                     pixels.extend(p);
                     labels.push(shared.source.label(i));
                     indices.push(i);
