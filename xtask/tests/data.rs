@@ -146,3 +146,53 @@ fn reference_lists_and_the_synthetic_world() {
     assert_eq!(v["class_names"][0], "a red circle moving left");
     assert_eq!(v["splits"]["train"], 48 * 24);
 }
+
+/// Video files: `data` reads them (and flags a broken one) when built with `--features video`.
+#[cfg(feature = "video")]
+#[test]
+fn video_files_with_ffmpeg() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    let lists = root.join("ucfTrainTestlist");
+    std::fs::create_dir_all(&lists).unwrap();
+    std::fs::write(lists.join("classInd.txt"), "1 ApplyEyeMakeup\n2 Archery\n").unwrap();
+    std::fs::write(
+        lists.join("trainlist01.txt"),
+        "ApplyEyeMakeup/v_a1.avi 1\nArchery/v_b1.avi 2\n",
+    )
+    .unwrap();
+    std::fs::write(lists.join("testlist01.txt"), "Archery/v_b2.avi\n").unwrap();
+    let v = root.join("videos");
+    for (dir, name) in [("ApplyEyeMakeup", "v_a1.avi"), ("Archery", "v_b1.avi")] {
+        std::fs::create_dir_all(v.join(dir)).unwrap();
+        let out = v.join(dir).join(name);
+        let o = Command::new("ffmpeg")
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=duration=1:size=64x48:rate=10",
+                "-c:v",
+                "mpeg4",
+            ])
+            .arg(&out)
+            .output()
+            .expect("ffmpeg CLI");
+        assert!(o.status.success());
+    }
+    std::fs::write(v.join("Archery/v_b2.avi"), b"RIFF garbage").unwrap();
+    let (ok, j, err) = data(&["ucf101", "--root", root.to_str().unwrap(), "--json"]);
+    assert!(ok, "{err}");
+    let problems = j["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("Archery/v_b2.avi")
+    );
+}

@@ -4,6 +4,8 @@
 
 pub mod annotations;
 pub mod augment;
+#[cfg(feature = "video")]
+pub mod decode;
 pub mod frames;
 pub mod loader;
 pub mod names;

@@ -62,6 +62,31 @@ impl ClipSource for FolderSource {
     }
 }
 
+/// Videos stored as files under a root, decoded with FFmpeg (feature `video`).
+#[cfg(feature = "video")]
+pub struct VideoFileSource {
+    pub root: PathBuf,
+    pub videos: Vec<Video>,
+}
+
+#[cfg(feature = "video")]
+impl ClipSource for VideoFileSource {
+    fn len(&self) -> usize {
+        self.videos.len()
+    }
+    fn label(&self, i: usize) -> usize {
+        self.videos[i].label
+    }
+    fn frame_count(&self, i: usize) -> Result<usize, VideoError> {
+        let v = &self.videos[i];
+        crate::decode::frame_count(&self.root.join(&v.path))
+            .map_err(|e| VideoError::Invalid(format!("{}:{}: {e}", v.source.display(), v.line)))
+    }
+    fn frames(&self, i: usize, indices: &[usize]) -> Result<Vec<RgbImage>, VideoError> {
+        crate::decode::frames(&self.root.join(&self.videos[i].path), indices)
+    }
+}
+
 /// Videos of the synthetic world: `(class, instance)` pairs over a list of combinations.
 pub struct SyntheticSource {
     pub classes: Vec<Combo>,

@@ -60,6 +60,24 @@ pub fn media(
                         line: i + 1,
                         reason: "empty file".into(),
                     }),
+                    #[cfg(feature = "video")]
+                    Ok(_) => {
+                        let read = t4v_video::decode::frame_count(&file)
+                            .and_then(|_| t4v_video::decode::frames(&file, &[0]));
+                        if let Err(e) = read {
+                            let reason = e.to_string();
+                            let reason = reason
+                                .strip_prefix(&format!("{}: ", file.display()))
+                                .map(str::to_string)
+                                .unwrap_or(reason);
+                            out.push(Problem {
+                                file,
+                                line: i + 1,
+                                reason,
+                            });
+                        }
+                    }
+                    #[cfg(not(feature = "video"))]
                     Ok(_) => {}
                 }
             }

@@ -445,6 +445,11 @@ pub fn source(
                 seed,
             })
         }
+        #[cfg(feature = "video")]
+        Media::Videos { root } => {
+            std::sync::Arc::new(t4v_video::loader::VideoFileSource { root, videos })
+        }
+        #[cfg(not(feature = "video"))]
         Media::Videos { root } => {
             return Err(PluginError::Invalid(format!(
                 "{}: video files need the `video` feature (FFmpeg); extract frames or rebuild with --features video",
