@@ -60,6 +60,45 @@ impl Combo {
     }
 }
 
+/// A compositional zero-shot split: `unseen` combinations (held out of training, named only at
+/// test time) drawn with `seed` so that every shape, colour and motion of them still occurs in
+/// some seen class. Returns (seen, unseen), each in the order of `combos`.
+pub fn split_unseen(combos: &[Combo], unseen: usize, seed: u64) -> (Vec<Combo>, Vec<Combo>) {
+    let mut order: Vec<usize> = (0..combos.len()).collect();
+    let mut rng = Rng::new(seed ^ 0x0005_EED0);
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    let mut held = vec![false; combos.len()];
+    let mut n = 0;
+    for &i in &order {
+        if n == unseen {
+            break;
+        }
+        held[i] = true;
+        let c = combos[i];
+        let covered =
+            |f: &dyn Fn(&Combo) -> bool| combos.iter().zip(&held).any(|(o, h)| !h && f(o));
+        if covered(&|o| o.shape == c.shape)
+            && covered(&|o| o.colour == c.colour)
+            && covered(&|o| o.motion == c.motion)
+        {
+            n += 1;
+        } else {
+            held[i] = false;
+        }
+    }
+    let pick = |want: bool| {
+        combos
+            .iter()
+            .zip(&held)
+            .filter(|(_, h)| **h == want)
+            .map(|(c, _)| *c)
+            .collect()
+    };
+    (pick(false), pick(true))
+}
+
 /// splitmix64: small, fast, and enough for drawing pictures.
 #[derive(Clone)]
 pub struct Rng(u64);
@@ -207,6 +246,20 @@ mod tests {
         };
         assert!(centre_x(&a[3]) < centre_x(&a[0]) - 3.0);
         assert_eq!(Combo::all(4, 6, 6).len(), 144);
+    }
+
+    #[test]
+    fn unseen_combinations_keep_every_attribute_seen() {
+        let all = Combo::all(4, 3, 4);
+        let (seen, unseen) = split_unseen(&all, 12, 0);
+        assert_eq!((seen.len(), unseen.len()), (36, 12));
+        for u in &unseen {
+            assert!(seen.iter().any(|s| s.shape == u.shape));
+            assert!(seen.iter().any(|s| s.colour == u.colour));
+            assert!(seen.iter().any(|s| s.motion == u.motion));
+        }
+        assert_eq!(split_unseen(&all, 12, 0).1, unseen);
+        assert_ne!(split_unseen(&all, 12, 1).1, unseen);
     }
 }
 

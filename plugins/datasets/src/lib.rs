@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use t4v_core::plugin::{Metric, PluginError, VideoItem};
-use t4v_core::{DataOptions, Dataset, DatasetPlugin, Media, ParamDef, PluginInfo};
+use t4v_core::{DataOptions, Dataset, DatasetPlugin, Media, PluginInfo};
 use t4v_video::annotations::{self, anet, hmdb, kinetics, ucf};
 use t4v_video::synthetic::Combo;
 use t4v_video::{Video, VideoError};
@@ -310,31 +310,14 @@ impl DatasetPlugin for ActivityNet {
 
 static SYNTH_INFO: PluginInfo = PluginInfo {
     name: "synthetic",
-    summary: "procedurally drawn videos of coloured shapes in motion, named by caption; no files",
-    params: &[
-        ParamDef {
-            name: "shapes",
-            ty: t4v_core::ParamType::Int,
-            default: "4",
-            doc: "shapes used (≤ 4)",
-        },
-        ParamDef {
-            name: "colours",
-            ty: t4v_core::ParamType::Int,
-            default: "3",
-            doc: "colours used (≤ 6)",
-        },
-        ParamDef {
-            name: "motions",
-            ty: t4v_core::ParamType::Int,
-            default: "4",
-            doc: "motions used (≤ 6)",
-        },
-    ],
+    summary: "procedurally drawn videos of coloured shapes in motion, named by caption (48 classes); no files",
+    params: &[],
 };
 
 /// The synthetic world with the default 4 × 3 × 4 = 48 classes: 24 videos per class for
-/// training, 8 for testing. `DataOptions::split` seeds the drawing.
+/// training, 8 for testing. `DataOptions::split` seeds the drawing. Other class sets (and
+/// held-out combinations, `t4v_video::synthetic::split_unseen`) go through
+/// [`Synthetic::open_with`].
 pub struct Synthetic;
 
 impl Synthetic {
