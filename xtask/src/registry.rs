@@ -6,11 +6,10 @@ use t4v_sweep::selftest::Selftest;
 
 static RUN_KINDS: &[&dyn RunKind] = &[&Selftest];
 static ENCODERS: &[PluginInfo] = &[];
-static INITS: &[PluginInfo] = &[];
 
 pub const REGISTRY: Registry = Registry {
     run_kinds: RUN_KINDS,
     encoders: ENCODERS,
-    inits: INITS,
+    inits: t4v_inits::INITS,
     datasets: t4v_datasets::DATASETS,
 };

@@ -1,0 +1,296 @@
+//! Classifier initialisations: where the classifier W `[C, D]` comes from (REFERENCE.md §1.3).
+//! `random` and `orthogonal` are the paper's baselines; `lda` and `class-mean` transfer visual
+//! statistics of frozen features. (The text inits, which need the CLIP text tower, live with the
+//! video classifier.)
+//!
+//! The numerics are plain f64 matrices (nalgebra); [`to_tensor`] hands W to burn.
+
+pub mod lda;
+
+use burn::tensor::{Tensor, TensorData, backend::Backend};
+use nalgebra::DMatrix;
+use t4v_core::PluginInfo;
+use t4v_core::plugin::{ClassifierInit, InitInputs, PluginError};
+
+/// The classifier inits of this crate, as the registry lists them.
+pub static INITS: &[PluginInfo] = &[
+    PluginInfo {
+        name: "random",
+        summary: "W ~ N(0, 1) (the paper's random baseline)",
+        params: &[],
+    },
+    PluginInfo {
+        name: "orthogonal",
+        summary: "orthonormal rows from the QR of a Gaussian (needs C ≤ D)",
+        params: &[],
+    },
+    PluginInfo {
+        name: "lda",
+        summary: "LDA coefficients on frozen features (scikit-learn's lsqr solver, shrinkage 0.1)",
+        params: &[],
+    },
+    PluginInfo {
+        name: "class-mean",
+        summary: "the mean frozen feature of each class",
+        params: &[],
+    },
+];
+
+/// A seeded stream of standard normal draws (splitmix64 + Box–Muller).
+pub struct Normal(u64);
+
+impl Normal {
+    pub fn new(seed: u64) -> Self {
+        Normal(seed ^ 0x6A09_E667_F3BC_C908)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn sample(&mut self) -> f64 {
+        let u1 = ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+        let u2 = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+}
+
+/// W ~ N(0, 1), `[C, D]` (the reference's `torch.empty(n_class, n_emb).normal_()`).
+pub fn random(classes: usize, dim: usize, seed: u64) -> DMatrix<f64> {
+    let mut n = Normal::new(seed);
+    DMatrix::from_fn(classes, dim, |_, _| n.sample())
+}
+
+/// The first C rows of Q from the QR decomposition of a D × D Gaussian (the reference's
+/// `np.linalg.qr(A, mode="complete")`): C orthonormal rows. Needs C ≤ D.
+pub fn orthogonal(classes: usize, dim: usize, seed: u64) -> Result<DMatrix<f64>, PluginError> {
+    if classes > dim {
+        return Err(PluginError::Invalid(format!(
+            "orthogonal init: {classes} classes cannot have orthonormal rows in {dim} dimensions"
+        )));
+    }
+    let a = random(dim, dim, seed);
+    let q = a.qr().q();
+    Ok(q.rows(0, classes).into_owned())
+}
+
+/// The mean feature of each class, `[C, D]` (visual prototypes).
+pub fn class_means(
+    features: &DMatrix<f64>,
+    labels: &[usize],
+    classes: usize,
+) -> Result<DMatrix<f64>, PluginError> {
+    check(features, labels, classes)?;
+    let mut sum = DMatrix::zeros(classes, features.ncols());
+    let mut count = vec![0usize; classes];
+    for (i, &l) in labels.iter().enumerate() {
+        let mut row = sum.row_mut(l);
+        row += features.row(i);
+        count[l] += 1;
+    }
+    if let Some(c) = count.iter().position(|&n| n == 0) {
+        return Err(PluginError::Invalid(format!("class {c} has no features")));
+    }
+    for (c, n) in count.iter().enumerate() {
+        let mut row = sum.row_mut(c);
+        row /= *n as f64;
+    }
+    Ok(sum)
+}
+
+pub(crate) fn check(
+    features: &DMatrix<f64>,
+    labels: &[usize],
+    classes: usize,
+) -> Result<(), PluginError> {
+    if features.nrows() != labels.len() {
+        return Err(PluginError::Invalid(format!(
+            "features have {} rows but there are {} labels",
+            features.nrows(),
+            labels.len()
+        )));
+    }
+    if let Some((i, l)) = labels.iter().enumerate().find(|(_, l)| **l >= classes) {
+        return Err(PluginError::Invalid(format!(
+            "label {l} of feature {i} is out of range for {classes} classes"
+        )));
+    }
+    Ok(())
+}
+
+/// A burn tensor `[N, D]` as an f64 matrix.
+pub fn from_tensor<B: Backend>(t: Tensor<B, 2>) -> DMatrix<f64> {
+    let [n, d] = t.dims();
+    let v: Vec<f32> = t.into_data().convert::<f32>().to_vec().expect("f32 data");
+    DMatrix::from_row_iterator(n, d, v.into_iter().map(f64::from))
+}
+
+/// An f64 matrix as a burn tensor `[R, C]` (f32).
+pub fn to_tensor<B: Backend>(m: &DMatrix<f64>, device: &B::Device) -> Tensor<B, 2> {
+    let (r, c) = m.shape();
+    let mut data = Vec::with_capacity(r * c);
+    for i in 0..r {
+        data.extend(m.row(i).iter().map(|&x| x as f32));
+    }
+    Tensor::from_data(TensorData::new(data, [r, c]), device)
+}
+
+fn features<B: Backend>(
+    inputs: &InitInputs<'_, B>,
+    name: &str,
+) -> Result<(DMatrix<f64>, Vec<usize>), PluginError> {
+    let (f, l) = inputs.features.as_ref().ok_or_else(|| {
+        PluginError::Invalid(format!(
+            "{name} init needs frozen training features (a `features` run)"
+        ))
+    })?;
+    Ok((from_tensor(f.clone()), l.clone()))
+}
+
+/// `random`: N(0, 1).
+pub struct Random;
+impl<B: Backend> ClassifierInit<B> for Random {
+    fn needs_features(&self) -> bool {
+        false
+    }
+    fn needs_text(&self) -> bool {
+        false
+    }
+    fn init(&self, x: &InitInputs<'_, B>) -> Result<Tensor<B, 2>, PluginError> {
+        Ok(to_tensor(
+            &random(x.class_names.len(), x.embed_dim, x.seed),
+            &x.device,
+        ))
+    }
+}
+
+/// `orthogonal`: orthonormal rows (QR).
+pub struct Orthogonal;
+impl<B: Backend> ClassifierInit<B> for Orthogonal {
+    fn needs_features(&self) -> bool {
+        false
+    }
+    fn needs_text(&self) -> bool {
+        false
+    }
+    fn init(&self, x: &InitInputs<'_, B>) -> Result<Tensor<B, 2>, PluginError> {
+        Ok(to_tensor(
+            &orthogonal(x.class_names.len(), x.embed_dim, x.seed)?,
+            &x.device,
+        ))
+    }
+}
+
+/// `class-mean`: the mean frozen feature of each class.
+pub struct ClassMean;
+impl<B: Backend> ClassifierInit<B> for ClassMean {
+    fn needs_features(&self) -> bool {
+        true
+    }
+    fn needs_text(&self) -> bool {
+        false
+    }
+    fn init(&self, x: &InitInputs<'_, B>) -> Result<Tensor<B, 2>, PluginError> {
+        let (f, l) = features(x, "class-mean")?;
+        Ok(to_tensor(
+            &class_means(&f, &l, x.class_names.len())?,
+            &x.device,
+        ))
+    }
+}
+
+/// `lda`: LDA coefficients on frozen features (shrinkage 0.1 unless configured).
+pub struct Lda {
+    pub shrinkage: Option<f64>,
+}
+impl<B: Backend> ClassifierInit<B> for Lda {
+    fn needs_features(&self) -> bool {
+        true
+    }
+    fn needs_text(&self) -> bool {
+        false
+    }
+    fn init(&self, x: &InitInputs<'_, B>) -> Result<Tensor<B, 2>, PluginError> {
+        let (f, l) = features(x, "lda")?;
+        let fit = lda::fit(&f, &l, x.class_names.len(), self.shrinkage)?;
+        Ok(to_tensor(&fit.coef, &x.device))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_and_orthogonal() {
+        let w = random(400, 512, 3);
+        assert_eq!(w.shape(), (400, 512));
+        assert_eq!(w, random(400, 512, 3));
+        let mean = w.mean();
+        let var = w.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / w.len() as f64;
+        assert!(
+            mean.abs() < 0.01 && (var - 1.0).abs() < 0.02,
+            "mean {mean} var {var}"
+        );
+        let q = orthogonal(40, 64, 1).unwrap();
+        let g = &q * q.transpose();
+        assert!((g - DMatrix::<f64>::identity(40, 40)).abs().max() < 1e-10);
+        assert!(orthogonal(65, 64, 1).is_err());
+    }
+
+    #[test]
+    fn inits_through_the_core_trait() {
+        use burn::backend::Flex;
+        let names: Vec<String> = (0..3).map(|i| format!("class {i}")).collect();
+        let feats = to_tensor::<Flex>(&random(30, 8, 1), &Default::default());
+        let labels: Vec<usize> = (0..30).map(|i| i % 3).collect();
+        let x = InitInputs::<Flex> {
+            class_names: &names,
+            embed_dim: 8,
+            text: None,
+            features: Some((feats, labels)),
+            seed: 4,
+            device: Default::default(),
+        };
+        let inits: [&dyn ClassifierInit<Flex>; 4] = [
+            &Random,
+            &Orthogonal,
+            &ClassMean,
+            &Lda {
+                shrinkage: Some(0.1),
+            },
+        ];
+        for init in inits {
+            assert_eq!(init.init(&x).unwrap().dims(), [3, 8]);
+        }
+        let no_features = InitInputs::<Flex> {
+            features: None,
+            ..x
+        };
+        assert_eq!(
+            ClassifierInit::<Flex>::init(&Lda { shrinkage: None }, &no_features)
+                .unwrap_err()
+                .to_string(),
+            "lda init needs frozen training features (a `features` run)"
+        );
+    }
+
+    #[test]
+    fn class_means_and_errors() {
+        let f = DMatrix::from_row_slice(4, 2, &[1.0, 2.0, 3.0, 4.0, 10.0, 0.0, 20.0, 0.0]);
+        let m = class_means(&f, &[0, 0, 1, 1], 2).unwrap();
+        assert_eq!(m, DMatrix::from_row_slice(2, 2, &[2.0, 3.0, 15.0, 0.0]));
+        assert_eq!(
+            class_means(&f, &[0, 0, 0, 0], 2).unwrap_err().to_string(),
+            "class 1 has no features"
+        );
+        assert_eq!(
+            class_means(&f, &[0, 0, 5, 0], 2).unwrap_err().to_string(),
+            "label 5 of feature 2 is out of range for 2 classes"
+        );
+    }
+}
