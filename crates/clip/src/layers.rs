@@ -1,4 +1,5 @@
-//! The pre-LN transformer block shared by both towers.
+//! The pre-LN transformer block shared by both towers (and by the temporal head of the video
+//! classifier, which has the same block with another LayerNorm eps).
 
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
@@ -10,7 +11,7 @@ use crate::config::Activation;
 use crate::weights::Weights;
 
 /// A Linear from HF weights (`[out, in]`, transposed to burn's `[in, out]`).
-pub(crate) fn linear<B: Backend>(
+pub fn linear<B: Backend>(
     w: &mut Weights,
     prefix: &str,
     d_in: usize,
@@ -32,7 +33,7 @@ pub(crate) fn linear<B: Backend>(
     })
 }
 
-pub(crate) fn layer_norm<B: Backend>(
+pub fn layer_norm<B: Backend>(
     w: &mut Weights,
     prefix: &str,
     d: usize,
@@ -51,22 +52,18 @@ pub(crate) fn layer_norm<B: Backend>(
     Ok(ln)
 }
 
-pub(crate) fn tensor1<B: Backend>(data: Vec<f32>, device: &B::Device) -> Tensor<B, 1> {
+pub fn tensor1<B: Backend>(data: Vec<f32>, device: &B::Device) -> Tensor<B, 1> {
     let n = data.len();
     Tensor::from_data(TensorData::new(data, [n]), device)
 }
 
-pub(crate) fn tensor2<B: Backend>(
-    data: Vec<f32>,
-    shape: [usize; 2],
-    device: &B::Device,
-) -> Tensor<B, 2> {
+pub fn tensor2<B: Backend>(data: Vec<f32>, shape: [usize; 2], device: &B::Device) -> Tensor<B, 2> {
     Tensor::from_data(TensorData::new(data, shape), device)
 }
 
 /// A Linear applied to `[N, L, D]` as one `[N·L, D]` matrix product: one large GEMM instead
 /// of N small batched ones (about 1.5× faster on CPU backends).
-pub(crate) fn apply<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+pub fn apply<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
     let [n, l, d] = x.dims();
     let w = linear.weight.val();
     let out = w.dims()[1];
@@ -78,10 +75,7 @@ pub(crate) fn apply<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B
     y.reshape([n, l, out])
 }
 
-pub(crate) fn activate<B: Backend, const D: usize>(
-    act: Activation,
-    x: Tensor<B, D>,
-) -> Tensor<B, D> {
+pub fn activate<B: Backend, const D: usize>(act: Activation, x: Tensor<B, D>) -> Tensor<B, D> {
     match act {
         Activation::QuickGelu => x.clone() * sigmoid(x * 1.702),
         Activation::Gelu => gelu(x),
@@ -142,7 +136,7 @@ impl<B: Backend> EncoderLayer<B> {
 }
 
 /// Encoder dimensions, shared by both towers' configs.
-pub(crate) struct Dims {
+pub struct Dims {
     pub width: usize,
     pub mlp: usize,
     pub heads: usize,
@@ -151,7 +145,7 @@ pub(crate) struct Dims {
     pub act: Activation,
 }
 
-pub(crate) fn encoder<B: Backend>(
+pub fn encoder<B: Backend>(
     w: &mut Weights,
     prefix: &str,
     dims: &Dims,

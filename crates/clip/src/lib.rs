@@ -5,7 +5,7 @@
 
 pub mod config;
 pub mod hub;
-mod layers;
+pub mod layers;
 pub mod model;
 pub mod text;
 pub mod tokenizer;

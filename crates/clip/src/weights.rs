@@ -179,6 +179,16 @@ impl Weights {
         Ok(w)
     }
 
+    /// Tensors given by name (HF-style), e.g. an initialisation drawn elsewhere.
+    pub fn from_tensors(label: &str, tensors: BTreeMap<String, RawTensor>) -> Weights {
+        Weights {
+            path: PathBuf::from(label),
+            tensors,
+            naming: Naming::HuggingFace,
+            random: None,
+        }
+    }
+
     /// A random initialisation from `seed` (deterministic).
     pub fn random(seed: u64) -> Weights {
         Weights {

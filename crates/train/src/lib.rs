@@ -1,0 +1,9 @@
+//! The video classifier of the paper: a per-frame CLIP image encoder, a temporal head, and a
+//! cosine classifier whose weights come from prior knowledge (REFERENCE.md §1.2–1.4).
+//!
+//! So far: the temporal heads (`mean`, `transf`). Training, evaluation and the feature cache
+//! follow.
+
+pub mod temporal;
+
+pub use temporal::{TemporalConfig, TemporalHead};
