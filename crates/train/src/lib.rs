@@ -1,9 +1,13 @@
 //! The video classifier of the paper: a per-frame CLIP image encoder, a temporal head, and a
 //! cosine classifier whose weights come from prior knowledge (REFERENCE.md §1.2–1.4).
 //!
-//! So far: the temporal heads (`mean`, `transf`). Training, evaluation and the feature cache
-//! follow.
+//! So far: the temporal heads (`mean`, `transf`), the cosine classifier, the learning-rate
+//! schedule. Training, evaluation and the feature cache follow.
 
+pub mod classifier;
+pub mod schedule;
 pub mod temporal;
 
+pub use classifier::CosineClassifier;
+pub use schedule::{Stepper, WarmupCosine};
 pub use temporal::{TemporalConfig, TemporalHead};
