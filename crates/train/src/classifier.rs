@@ -28,7 +28,8 @@ impl<B: Backend> CosineClassifier<B> {
         let device = weight.device();
         Self {
             weight: Param::from_tensor(weight).set_require_grad(!frozen),
-            projection: (width != dim).then(|| LinearConfig::new(dim, width).with_bias(false).init(&device)),
+            projection: (width != dim)
+                .then(|| LinearConfig::new(dim, width).with_bias(false).init(&device)),
             logit_scale: Param::from_tensor(logit_scale),
         }
     }
@@ -66,7 +67,8 @@ mod tests {
         let w = Tensor::<AD, 2>::random([5, 8], Distribution::Normal(0.0, 1.0), &device);
         let scale = Tensor::<AD, 1>::from_data(TensorData::new(vec![(50.0f32).ln()], [1]), &device);
         let c = CosineClassifier::new(w, 8, true, scale);
-        let v = Tensor::<AD, 2>::random([3, 8], Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let v =
+            Tensor::<AD, 2>::random([3, 8], Distribution::Normal(0.0, 1.0), &device).require_grad();
         let train = c.forward_train(v.clone());
         let eval = c.forward_eval(v.clone());
         let ratio: f32 = (eval.clone() / train.clone()).mean().into_scalar();
@@ -78,8 +80,17 @@ mod tests {
         assert!(c.logit_scale.val().grad(&g).is_some());
         assert!(v.grad(&g).is_some());
         // A wider W (BERT-like) gets a projection.
-        let wide = CosineClassifier::new(Tensor::<AD, 2>::zeros([5, 12], &device) + 1.0, 8, false, Tensor::zeros([1], &device));
+        let wide = CosineClassifier::new(
+            Tensor::<AD, 2>::zeros([5, 12], &device) + 1.0,
+            8,
+            false,
+            Tensor::zeros([1], &device),
+        );
         assert!(wide.projection.is_some());
-        assert_eq!(wide.forward_eval(Tensor::<AD, 2>::ones([2, 8], &device)).dims(), [2, 5]);
+        assert_eq!(
+            wide.forward_eval(Tensor::<AD, 2>::ones([2, 8], &device))
+                .dims(),
+            [2, 5]
+        );
     }
 }

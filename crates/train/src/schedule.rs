@@ -18,7 +18,8 @@ impl WarmupCosine {
         }
         let span = (self.total_epochs - self.warmup_epochs).max(f64::MIN_POSITIVE);
         let p = ((e - self.warmup_epochs) / span).min(1.0);
-        self.final_factor + (1.0 - self.final_factor) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
+        self.final_factor
+            + (1.0 - self.final_factor) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
     }
 }
 
@@ -33,13 +34,20 @@ pub struct Stepper {
 
 impl Stepper {
     pub fn new(schedule: WarmupCosine, iters_per_epoch: usize, every: usize) -> Self {
-        Self { schedule, iters_per_epoch: iters_per_epoch.max(1), every: every.max(1), factor: 0.0 }
+        Self {
+            schedule,
+            iters_per_epoch: iters_per_epoch.max(1),
+            every: every.max(1),
+            factor: 0.0,
+        }
     }
 
     /// The factor in force for iteration `i` of `epoch` (updating it when the reference would).
     pub fn at(&mut self, epoch: usize, i: usize) -> f64 {
         if i == 0 || (i + 1) % self.every == 0 {
-            self.factor = self.schedule.factor(epoch as f64 + i as f64 / self.iters_per_epoch as f64);
+            self.factor = self
+                .schedule
+                .factor(epoch as f64 + i as f64 / self.iters_per_epoch as f64);
         }
         self.factor
     }
@@ -50,7 +58,11 @@ mod tests {
     use super::*;
 
     fn reference() -> WarmupCosine {
-        WarmupCosine { total_epochs: 30.0, warmup_epochs: 5.0, final_factor: 0.0 }
+        WarmupCosine {
+            total_epochs: 30.0,
+            warmup_epochs: 5.0,
+            final_factor: 0.0,
+        }
     }
 
     #[test]
