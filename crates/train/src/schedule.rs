@@ -44,7 +44,7 @@ impl Stepper {
 
     /// The factor in force for iteration `i` of `epoch` (updating it when the reference would).
     pub fn at(&mut self, epoch: usize, i: usize) -> f64 {
-        if i == 0 || (i + 1) % self.every == 0 {
+        if i == 0 || (i + 1).is_multiple_of(self.every) {
             self.factor = self
                 .schedule
                 .factor(epoch as f64 + i as f64 / self.iters_per_epoch as f64);
