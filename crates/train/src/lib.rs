@@ -4,6 +4,7 @@
 //! So far: the CLIP video encoder, the temporal heads (`mean`, `transf`), the cosine
 //! classifier, the learning-rate schedule. Training, evaluation and the feature cache follow.
 
+pub mod cache;
 pub mod classifier;
 pub mod encoder;
 pub mod schedule;
