@@ -4,7 +4,7 @@
 use t4v_core::{PluginInfo, Registry, RunKind};
 use t4v_sweep::selftest::Selftest;
 
-static RUN_KINDS: &[&dyn RunKind] = &[&Selftest];
+static RUN_KINDS: &[&dyn RunKind] = &[&Selftest, &t4v_train::runs::FeaturesRun];
 static ENCODERS: &[PluginInfo] = &[];
 
 pub const REGISTRY: Registry = Registry {

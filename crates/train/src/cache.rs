@@ -55,13 +55,29 @@ pub fn write(cache_dir: &Path, determinants: &Value, f: &Features) -> Result<Pat
     let target = path(cache_dir, determinants);
     let tmp = target.with_extension(format!("tmp-{}", std::process::id()));
     let feats: Vec<u8> = f.data.iter().flat_map(|x| x.to_le_bytes()).collect();
-    let labels: Vec<u8> = f.labels.iter().flat_map(|&l| (l as i64).to_le_bytes()).collect();
+    let labels: Vec<u8> = f
+        .labels
+        .iter()
+        .flat_map(|&l| (l as i64).to_le_bytes())
+        .collect();
     let views = vec![
-        ("features".to_string(), safetensors::tensor::TensorView::new(Dtype::F32, f.shape.to_vec(), &feats).expect("sizes agree")),
-        ("labels".to_string(), safetensors::tensor::TensorView::new(Dtype::I64, vec![f.labels.len()], &labels).expect("sizes agree")),
+        (
+            "features".to_string(),
+            safetensors::tensor::TensorView::new(Dtype::F32, f.shape.to_vec(), &feats)
+                .expect("sizes agree"),
+        ),
+        (
+            "labels".to_string(),
+            safetensors::tensor::TensorView::new(Dtype::I64, vec![f.labels.len()], &labels)
+                .expect("sizes agree"),
+        ),
     ];
-    let meta: HashMap<String, String> = [("determinants".to_string(), determinants.to_string())].into();
-    safetensors::serialize_to_file(views, Some(meta), &tmp).map_err(|e| CacheError::Invalid { path: tmp.clone(), message: e.to_string() })?;
+    let meta: HashMap<String, String> =
+        [("determinants".to_string(), determinants.to_string())].into();
+    safetensors::serialize_to_file(views, Some(meta), &tmp).map_err(|e| CacheError::Invalid {
+        path: tmp.clone(),
+        message: e.to_string(),
+    })?;
     std::fs::rename(&tmp, &target).map_err(io(&target))?;
     Ok(target)
 }
@@ -73,28 +89,68 @@ pub fn read(cache_dir: &Path, determinants: &Value) -> Result<Option<Features>, 
     if !p.exists() {
         return Ok(None);
     }
-    let bad = |message: String| CacheError::Invalid { path: p.clone(), message };
-    let bytes = std::fs::read(&p).map_err(|source| CacheError::Io { path: p.clone(), source })?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a readable safetensors file: {e}")))?;
-    let stored: Option<Value> = meta.metadata().as_ref().and_then(|m| m.get("determinants")).and_then(|s| serde_json::from_str(s).ok());
+    let bad = |message: String| CacheError::Invalid {
+        path: p.clone(),
+        message,
+    };
+    let bytes = std::fs::read(&p).map_err(|source| CacheError::Io {
+        path: p.clone(),
+        source,
+    })?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| bad(format!("not a readable safetensors file: {e}")))?;
+    let stored: Option<Value> = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("determinants"))
+        .and_then(|s| serde_json::from_str(s).ok());
     if stored.as_ref() != Some(determinants) {
         return Err(bad("made for other determinants".into()));
     }
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not a readable safetensors file: {e}")))?;
-    let f = st.tensor("features").map_err(|e| bad(format!("no `features`: {e}")))?;
-    let l = st.tensor("labels").map_err(|e| bad(format!("no `labels`: {e}")))?;
-    let shape: [usize; 3] = f.shape().try_into().map_err(|_| bad(format!("`features` has shape {:?}, expected [N, T, D]", f.shape())))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| bad(format!("not a readable safetensors file: {e}")))?;
+    let f = st
+        .tensor("features")
+        .map_err(|e| bad(format!("no `features`: {e}")))?;
+    let l = st
+        .tensor("labels")
+        .map_err(|e| bad(format!("no `labels`: {e}")))?;
+    let shape: [usize; 3] = f.shape().try_into().map_err(|_| {
+        bad(format!(
+            "`features` has shape {:?}, expected [N, T, D]",
+            f.shape()
+        ))
+    })?;
     if f.dtype() != Dtype::F32 || l.dtype() != Dtype::I64 || l.shape() != [shape[0]] {
-        return Err(bad("`features`/`labels` have the wrong type or do not match".into()));
+        return Err(bad(
+            "`features`/`labels` have the wrong type or do not match".into(),
+        ));
     }
-    let data = f.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
-    let labels = l.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")) as usize).collect();
-    Ok(Some(Features { data, shape, labels }))
+    let data = f
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect();
+    let labels = l
+        .data()
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")) as usize)
+        .collect();
+    Ok(Some(Features {
+        data,
+        shape,
+        labels,
+    }))
 }
 
 /// The determinants as a canonical JSON map.
 pub fn determinants(pairs: &[(&str, Value)]) -> Value {
-    Value::Object(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<serde_json::Map<_, _>>())
+    Value::Object(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect::<serde_json::Map<_, _>>(),
+    )
 }
 
 #[cfg(test)]
@@ -107,10 +163,17 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let det = json!({"weights": "abc", "dataset": "synthetic", "split": "train", "frames": 8});
         assert!(read(d.path(), &det).unwrap().is_none());
-        let f = Features { data: (0..24).map(|x| x as f32).collect(), shape: [2, 3, 4], labels: vec![1, 0] };
+        let f = Features {
+            data: (0..24).map(|x| x as f32).collect(),
+            shape: [2, 3, 4],
+            labels: vec![1, 0],
+        };
         let p = write(d.path(), &det, &f).unwrap();
         assert_eq!(read(d.path(), &det).unwrap().unwrap(), f);
-        let reordered: Value = serde_json::from_str(r#"{"split": "train", "frames": 8, "dataset": "synthetic", "weights": "abc"}"#).unwrap();
+        let reordered: Value = serde_json::from_str(
+            r#"{"split": "train", "frames": 8, "dataset": "synthetic", "weights": "abc"}"#,
+        )
+        .unwrap();
         assert_eq!(path(d.path(), &reordered), p);
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() - 10]).unwrap();
@@ -118,6 +181,9 @@ mod tests {
         assert!(err.starts_with(&p.display().to_string()), "{err}");
         write(d.path(), &det, &f).unwrap();
         assert!(read(d.path(), &det).unwrap().is_some());
-        assert!(std::fs::read_dir(d.path()).unwrap().count() == 1, "no temporary files left");
+        assert!(
+            std::fs::read_dir(d.path()).unwrap().count() == 1,
+            "no temporary files left"
+        );
     }
 }

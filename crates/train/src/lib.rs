@@ -7,6 +7,7 @@
 pub mod cache;
 pub mod classifier;
 pub mod encoder;
+pub mod runs;
 pub mod schedule;
 pub mod temporal;
 

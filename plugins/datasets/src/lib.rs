@@ -382,14 +382,10 @@ pub fn default_root(name: &str, root: Option<&Path>) -> Option<PathBuf> {
         .map(|d| PathBuf::from(d).join(name))
 }
 
-/// The clip source of one split, for the loader.
-pub fn source(
-    dataset: &dyn Dataset,
-    split: &str,
-) -> Result<std::sync::Arc<dyn t4v_video::loader::ClipSource>, PluginError> {
-    use t4v_video::loader::{FolderSource, SyntheticSource};
-    let items = dataset.videos(split)?;
-    let videos: Vec<Video> = items
+/// The videos of one split, with their position in it (for error messages).
+pub fn videos(dataset: &dyn Dataset, split: &str) -> Result<Vec<Video>, PluginError> {
+    Ok(dataset
+        .videos(split)?
         .into_iter()
         .enumerate()
         .map(|(i, v)| Video {
@@ -399,7 +395,23 @@ pub fn source(
             source: PathBuf::from(format!("<{split}>")),
             line: i + 1,
         })
-        .collect();
+        .collect())
+}
+
+/// The clip source of one split, for the loader.
+pub fn source(
+    dataset: &dyn Dataset,
+    split: &str,
+) -> Result<std::sync::Arc<dyn t4v_video::loader::ClipSource>, PluginError> {
+    source_of(dataset, videos(dataset, split)?)
+}
+
+/// The clip source of some videos of a dataset (e.g. a few-shot subset).
+pub fn source_of(
+    dataset: &dyn Dataset,
+    videos: Vec<Video>,
+) -> Result<std::sync::Arc<dyn t4v_video::loader::ClipSource>, PluginError> {
+    use t4v_video::loader::{FolderSource, SyntheticSource};
     Ok(match dataset.media() {
         Media::Frames { root, pattern } => std::sync::Arc::new(FolderSource {
             root,
