@@ -1,15 +1,14 @@
 //! The one list of everything a spec can name. `plugins` prints it, sweep scripts resolve
 //! against it, tests iterate it. Adding a plugin is adding a line here.
 
-use t4v_core::{PluginInfo, Registry, RunKind};
+use t4v_core::{Registry, RunKind};
 use t4v_sweep::selftest::Selftest;
 
 static RUN_KINDS: &[&dyn RunKind] = &[&Selftest, &t4v_train::runs::FeaturesRun];
-static ENCODERS: &[PluginInfo] = &[];
 
 pub const REGISTRY: Registry = Registry {
     run_kinds: RUN_KINDS,
-    encoders: ENCODERS,
+    encoders: t4v_train::encoder::ENCODERS,
     inits: t4v_inits::INITS,
     datasets: t4v_datasets::DATASETS,
 };

@@ -11,6 +11,13 @@ use t4v_core::plugin::ParamGroups;
 
 use crate::temporal::TemporalHead;
 
+/// The video encoders of this crate, as the registry lists them.
+pub static ENCODERS: &[t4v_core::PluginInfo] = &[t4v_core::PluginInfo {
+    name: "clip",
+    summary: "the CLIP image tower on every frame (model.backbone), then a temporal head (model.temporal_head: mean, transf)",
+    params: &[],
+}];
+
 #[derive(Module, Debug)]
 pub struct ClipVideoEncoder<B: Backend> {
     pub vision: VisionTransformer<B>,
