@@ -228,3 +228,42 @@ fn offline_use_reads_the_hugging_face_cache() {
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("snapshots/0123abcd/model.safetensors"));
 }
+
+/// The `text` classifier init on a real CLIP (tiny, full vocabulary): W's rows are the
+/// normalised embeddings of the filled template, as `embed` computes them.
+#[test]
+fn text_init_uses_the_clip_text_tower() {
+    use burn::backend::Flex;
+    use t4v_core::plugin::{ClassifierInit, InitInputs};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = model_dir(tmp.path());
+    let clip = t4v_clip::Clip::<Flex>::load(dir.to_str().unwrap(), &Default::default()).unwrap();
+    let names = vec!["abseiling".to_string(), "playing guitar".to_string()];
+    let templates = vec![t4v_clip::DEFAULT_TEMPLATE.to_string()];
+    let x = InitInputs::<Flex> {
+        class_names: &names,
+        embed_dim: 16,
+        text: Some(&clip),
+        templates: &templates,
+        features: None,
+        seed: 0,
+        device: Default::default(),
+    };
+    let w = ClassifierInit::<Flex>::init(&t4v_inits::Text, &x).unwrap();
+    let want = t4v_clip::normalize(
+        clip.encode_texts(
+            &["a video of a person playing guitar.".to_string()],
+            false,
+            8,
+        )
+        .unwrap(),
+    );
+    let row: Vec<f32> = w.slice([1..2, 0..16]).into_data().to_vec().unwrap();
+    let want: Vec<f32> = want.into_data().to_vec().unwrap();
+    let d = row
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(d < 1e-6, "{d}");
+}

@@ -63,6 +63,17 @@ pub enum ClipError {
     Hub { model: String, message: String },
 }
 
+impl<B: Backend> t4v_core::plugin::TextEncoder<B> for Clip<B> {
+    fn embed_dim(&self) -> usize {
+        self.model.embed_dim()
+    }
+
+    fn encode(&self, prompts: &[String]) -> Result<Tensor<B, 2>, t4v_core::plugin::PluginError> {
+        self.encode_texts(prompts, false, 256)
+            .map_err(|e| t4v_core::plugin::PluginError::Invalid(e.to_string()))
+    }
+}
+
 /// A CLIP model with its tokenizer: the text-embedding function classifier inits use.
 pub struct Clip<B: Backend> {
     pub model: ClipModel<B>,

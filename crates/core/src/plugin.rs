@@ -57,6 +57,9 @@ pub struct InitInputs<'a, B: Backend> {
     pub embed_dim: usize,
     /// The CLIP text tower, for text inits.
     pub text: Option<&'a dyn TextEncoder<B>>,
+    /// Prompt templates (`{}` stands for the class name) for text inits; several are an
+    /// ensemble.
+    pub templates: &'a [String],
     /// Frozen video features `[N, D]` of training videos with their labels, for LDA and
     /// class-mean inits.
     pub features: Option<(Tensor<B, 2>, Vec<usize>)>,

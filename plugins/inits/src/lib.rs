@@ -221,6 +221,55 @@ impl<B: Backend> ClassifierInit<B> for Lda {
     }
 }
 
+/// `text`: the text tower's embeddings of the class names in each template, L2-normalised and
+/// averaged over templates (CLIP's prompt ensembling; with one template, its normalised
+/// embeddings). W is normalised again by the cosine classifier.
+pub struct Text;
+impl<B: Backend> ClassifierInit<B> for Text {
+    fn needs_features(&self) -> bool {
+        false
+    }
+    fn needs_text(&self) -> bool {
+        true
+    }
+    fn init(&self, x: &InitInputs<'_, B>) -> Result<Tensor<B, 2>, PluginError> {
+        let text = x
+            .text
+            .ok_or_else(|| PluginError::Invalid("text init needs a text encoder".into()))?;
+        if x.templates.is_empty() {
+            return Err(PluginError::Invalid(
+                "text init needs at least one prompt template".into(),
+            ));
+        }
+        let mut sum: Option<Tensor<B, 2>> = None;
+        for t in x.templates {
+            if !t.contains("{}") {
+                return Err(PluginError::Invalid(format!(
+                    "prompt template `{t}` has no `{{}}` for the class name"
+                )));
+            }
+            let prompts: Vec<String> = x
+                .class_names
+                .iter()
+                .map(|n| t.replacen("{}", n, 1))
+                .collect();
+            let e = text.encode(&prompts)?;
+            let norm = e
+                .clone()
+                .powf_scalar(2.0)
+                .sum_dim(1)
+                .sqrt()
+                .clamp_min(1e-12);
+            let e = e / norm;
+            sum = Some(match sum {
+                Some(s) => s + e,
+                None => e,
+            });
+        }
+        Ok(sum.expect("a template") / x.templates.len() as f64)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,6 +301,7 @@ mod tests {
             class_names: &names,
             embed_dim: 8,
             text: None,
+            templates: &[],
             features: Some((feats, labels)),
             seed: 4,
             device: Default::default(),
@@ -276,6 +326,74 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             "lda init needs frozen training features (a `features` run)"
+        );
+    }
+
+    /// A text encoder for testing the init's arithmetic: the prompt's bytes, summed per slot.
+    struct Bytes;
+    impl t4v_core::plugin::TextEncoder<burn::backend::Flex> for Bytes {
+        fn embed_dim(&self) -> usize {
+            4
+        }
+        fn encode(
+            &self,
+            prompts: &[String],
+        ) -> Result<Tensor<burn::backend::Flex, 2>, PluginError> {
+            let m = DMatrix::from_fn(prompts.len(), 4, |r, c| {
+                prompts[r].bytes().skip(c).step_by(4).map(f64::from).sum()
+            });
+            Ok(to_tensor(&m, &Default::default()))
+        }
+    }
+
+    #[test]
+    fn text_init_fills_templates_and_averages_normalised_embeddings() {
+        use burn::backend::Flex;
+        use t4v_core::plugin::TextEncoder;
+        let names = vec!["abseiling".to_string(), "archery".to_string()];
+        let one = vec!["a video of a person {}.".to_string()];
+        let two = vec![
+            "a video of a person {}.".to_string(),
+            "a photo of {}".to_string(),
+        ];
+        let mk = |templates: &'static [String]| InitInputs::<Flex> {
+            class_names: Box::leak(names.clone().into_boxed_slice()),
+            embed_dim: 4,
+            text: Some(&Bytes),
+            templates,
+            features: None,
+            seed: 0,
+            device: Default::default(),
+        };
+        let w1 = from_tensor(
+            ClassifierInit::<Flex>::init(&Text, &mk(Box::leak(one.clone().into_boxed_slice())))
+                .unwrap(),
+        );
+        let e = from_tensor(
+            Bytes
+                .encode(&["a video of a person abseiling.".to_string()])
+                .unwrap(),
+        );
+        let want = &e / e.norm();
+        assert!((w1.row(0) - want.row(0)).abs().max() < 1e-6);
+        let w2 = from_tensor(
+            ClassifierInit::<Flex>::init(&Text, &mk(Box::leak(two.into_boxed_slice()))).unwrap(),
+        );
+        let e2 = from_tensor(Bytes.encode(&["a photo of archery".to_string()]).unwrap());
+        let e1 = from_tensor(
+            Bytes
+                .encode(&["a video of a person archery.".to_string()])
+                .unwrap(),
+        );
+        let avg = (&e1 / e1.norm() + &e2 / e2.norm()) / 2.0;
+        assert!((w2.row(1) - avg.row(0)).abs().max() < 1e-6);
+        let bad = vec!["no slot".to_string()];
+        let err = ClassifierInit::<Flex>::init(&Text, &mk(Box::leak(bad.into_boxed_slice())))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "prompt template `no slot` has no `{}` for the class name"
         );
     }
 
