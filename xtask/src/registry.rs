@@ -4,7 +4,11 @@
 use t4v_core::{Registry, RunKind};
 use t4v_sweep::selftest::Selftest;
 
-static RUN_KINDS: &[&dyn RunKind] = &[&Selftest, &t4v_train::runs::FeaturesRun];
+static RUN_KINDS: &[&dyn RunKind] = &[
+    &Selftest,
+    &t4v_train::runs::FeaturesRun,
+    &t4v_train::runs::ZeroShotRun,
+];
 
 pub const REGISTRY: Registry = Registry {
     run_kinds: RUN_KINDS,

@@ -2,82 +2,10 @@
 //! the parity fixture, and offline use of a model that is not cached says so.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use safetensors::{Dtype, SafeTensors};
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/clip/fixtures")
-}
-
-fn read(path: &Path) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
-    let bytes = std::fs::read(path).unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    st.tensors()
-        .into_iter()
-        .filter(|(_, v)| v.dtype() == Dtype::F32)
-        .map(|(k, v)| {
-            (
-                k,
-                (
-                    v.shape().to_vec(),
-                    v.data()
-                        .chunks_exact(4)
-                        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                        .collect(),
-                ),
-            )
-        })
-        .collect()
-}
-
-fn write(path: &Path, tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) {
-    let bytes: BTreeMap<&String, Vec<u8>> = tensors
-        .iter()
-        .map(|(k, (_, d))| (k, d.iter().flat_map(|x| x.to_le_bytes()).collect()))
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
-        .iter()
-        .map(|(k, (s, _))| {
-            (
-                k.clone(),
-                safetensors::tensor::TensorView::new(Dtype::F32, s.clone(), &bytes[k]).unwrap(),
-            )
-        })
-        .collect();
-    safetensors::serialize_to_file(views, None, path).unwrap();
-}
-
-/// tiny-a with its vocabulary widened to CLIP's 49,408 tokens and the real tokenizer beside it.
-fn model_dir(tmp: &Path) -> PathBuf {
-    let dir = tmp.join("model");
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut w = read(&fixtures().join("tiny-a/model.safetensors"));
-    let (shape, data) = w
-        .remove("text_model.embeddings.token_embedding.weight")
-        .unwrap();
-    let width = shape[1];
-    let mut wide = data.clone();
-    wide.extend((0..(49408 - shape[0]) * width).map(|i| ((i % 97) as f32 - 48.0) / 100.0));
-    w.insert(
-        "text_model.embeddings.token_embedding.weight".into(),
-        (vec![49408, width], wide),
-    );
-    write(&dir.join("model.safetensors"), &w);
-    let mut cfg: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixtures().join("tiny-a/config.json")).unwrap(),
-    )
-    .unwrap();
-    cfg["text_config"]["vocab_size"] = 49408.into();
-    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
-    std::fs::copy(
-        fixtures().join("tokenizer/tokenizer.json"),
-        dir.join("tokenizer.json"),
-    )
-    .unwrap();
-    dir
-}
+mod common;
+use common::{fixtures, model_dir, read, write};
 
 #[test]
 fn embed_writes_reference_image_features_and_consistent_logits() {

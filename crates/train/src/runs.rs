@@ -216,3 +216,215 @@ fn extract<B: Backend>(
     reporter.summary("features/videos", features.shape[0] as f64);
     Ok(())
 }
+
+/// `zero-shot`: classify cached frozen features against the CLIP text embeddings of the class
+/// names, with no training (the video embedding is the mean of the frame features). Reports
+/// top-1 / top-5 / mean class accuracy over all classes and, with `half_class_draws`, the
+/// half-class protocol (classes of draw s = numpy's `seed(s); permutation(C)[:C/2]`) as
+/// mean ± std of top-1.
+pub struct ZeroShotRun;
+
+static ZERO_SHOT: PluginInfo = PluginInfo {
+    name: "zero-shot",
+    summary: "zero-shot evaluation of cached features against class-name text embeddings (full and half-class)",
+    params: &[ParamDef {
+        name: "half_class_draws",
+        ty: ParamType::Int,
+        default: "0",
+        doc: "draws of the half-class protocol (10 in the paper; 0 = full classes only)",
+    }],
+};
+
+impl RunKind for ZeroShotRun {
+    fn info(&self) -> &'static PluginInfo {
+        &ZERO_SHOT
+    }
+
+    fn uses(&self) -> &'static [Family] {
+        &[Family::Dataset]
+    }
+
+    fn needs(&self) -> &'static [&'static str] {
+        &["features"]
+    }
+
+    fn execute(&self, job: &Job, reporter: &mut Reporter) -> Result<(), RunError> {
+        match job.backend.as_str() {
+            "cpu" => zero_shot::<burn::backend::Flex>(job, reporter, &Default::default()),
+            other => Err(fail(format!(
+                "the `zero-shot` run kind has no `{other}` backend in this build"
+            ))),
+        }
+    }
+}
+
+/// Is `label` among the top `k` of `scores`? Ties resolve in favour of the true class (the
+/// reference's `topk` leaves their order to the implementation).
+fn hit(scores: &[f32], label: usize, k: usize) -> bool {
+    let s = scores[label];
+    scores.iter().filter(|&&x| x > s).count() < k
+}
+
+/// (top-1, top-5, mean class accuracy) in %, over `rows` of `[N, C]` scores.
+pub fn accuracy(scores: &[f32], classes: usize, labels: &[usize]) -> (f64, f64, f64) {
+    let n = labels.len().max(1) as f64;
+    let mut per_class = vec![(0usize, 0usize); classes];
+    let (mut t1, mut t5) = (0usize, 0usize);
+    for (i, &l) in labels.iter().enumerate() {
+        let row = &scores[i * classes..(i + 1) * classes];
+        let h1 = hit(row, l, 1);
+        t1 += h1 as usize;
+        t5 += hit(row, l, 5.min(classes)) as usize;
+        per_class[l].0 += h1 as usize;
+        per_class[l].1 += 1;
+    }
+    let seen: Vec<f64> = per_class
+        .iter()
+        .filter(|c| c.1 > 0)
+        .map(|c| c.0 as f64 / c.1 as f64)
+        .collect();
+    let mca = 100.0 * seen.iter().sum::<f64>() / seen.len().max(1) as f64;
+    (100.0 * t1 as f64 / n, 100.0 * t5 as f64 / n, mca)
+}
+
+fn zero_shot<B: Backend>(
+    job: &Job,
+    reporter: &mut Reporter,
+    device: &B::Device,
+) -> Result<(), RunError> {
+    let spec = &job.spec;
+    let need = job
+        .needs
+        .get("features")
+        .ok_or_else(|| fail("needs a `features` run (needs: #{ features: ... })"))?;
+    let path = need
+        .artefacts
+        .get("features")
+        .ok_or_else(|| fail(format!("run {} reported no `features` artefact", need.id)))?;
+    let bytes = std::fs::read(path).map_err(|source| RunError::Io {
+        context: format!("reading {}", path.display()),
+        source,
+    })?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+    let f = st
+        .tensor("features")
+        .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+    let [n, t, d]: [usize; 3] = f
+        .shape()
+        .try_into()
+        .map_err(|_| fail(format!("{}: features are not [N, T, D]", path.display())))?;
+    let data: Vec<f32> = f
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect();
+    let labels: Vec<usize> = st
+        .tensor("labels")
+        .map_err(|e| fail(format!("{}: {e}", path.display())))?
+        .data()
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")) as usize)
+        .collect();
+
+    let name = spec.data.dataset.as_str();
+    let plugin = t4v_datasets::DATASETS
+        .iter()
+        .find(|p| p.info().name == name)
+        .ok_or_else(|| fail(format!("no dataset plugin `{name}`")))?;
+    let root = if name == "synthetic" {
+        PathBuf::new()
+    } else {
+        t4v_datasets::default_root(name, None).unwrap_or_default()
+    };
+    let dataset = plugin
+        .open(&DataOptions {
+            root,
+            split: spec.data.split,
+            ..Default::default()
+        })
+        .map_err(fail)?;
+    let classes = dataset.class_names().to_vec();
+
+    let clip = t4v_clip::Clip::<B>::load(&spec.model.backbone, device).map_err(fail)?;
+    let templates = vec![spec.classifier.template.clone()];
+    let inputs = t4v_core::plugin::InitInputs::<B> {
+        class_names: &classes,
+        embed_dim: d,
+        text: Some(&clip),
+        templates: &templates,
+        features: None,
+        seed: spec.seed,
+        device: device.clone(),
+    };
+    let w = t4v_inits_text(&inputs)?;
+    let v = Tensor::<B, 3>::from_data(TensorData::new(data, [n, t, d]), device)
+        .mean_dim(1)
+        .reshape([n, d]);
+    let scores = t4v_clip::normalize(v).matmul(t4v_clip::normalize(w).transpose())
+        * crate::classifier::EVAL_SCALE;
+    let scores: Vec<f32> = scores
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .map_err(|e| fail(format!("{e:?}")))?;
+    let c = classes.len();
+    let (top1, top5, mca) = accuracy(&scores, c, &labels);
+    reporter.summary("test/top1", top1);
+    reporter.summary("test/top5", top5);
+    reporter.summary("test/mean_class_acc", mca);
+    let draws = job.param_u64("half_class_draws")? as u32;
+    if draws > 0 {
+        let mut accs = Vec::new();
+        for s in 0..draws {
+            let keep = t4v_video::protocol::half_classes(c, s);
+            let index: std::collections::HashMap<usize, usize> =
+                keep.iter().enumerate().map(|(i, k)| (*k, i)).collect();
+            let (mut sub, mut sub_labels) = (Vec::new(), Vec::new());
+            for (i, &l) in labels.iter().enumerate() {
+                if let Some(&nl) = index.get(&l) {
+                    sub.extend(keep.iter().map(|&k| scores[i * c + k]));
+                    sub_labels.push(nl);
+                }
+            }
+            let (a, _, _) = accuracy(&sub, keep.len(), &sub_labels);
+            reporter.metric("half", "top1", s as u64, a);
+            accs.push(a);
+        }
+        let mean = accs.iter().sum::<f64>() / accs.len() as f64;
+        let std = (accs.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / accs.len() as f64).sqrt();
+        reporter.summary("half/top1_mean", mean);
+        reporter.summary("half/top1_std", std);
+    }
+    Ok(())
+}
+
+/// The `text` init of `t4v-inits`, named here so the run kind reads plainly.
+fn t4v_inits_text<B: Backend>(
+    inputs: &t4v_core::plugin::InitInputs<'_, B>,
+) -> Result<Tensor<B, 2>, RunError> {
+    t4v_core::ClassifierInit::<B>::init(&t4v_inits::Text, inputs).map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accuracy;
+
+    #[test]
+    fn top_k_and_mean_class_accuracy() {
+        // 3 classes; rows: correct, second-best, worst, correct.
+        let scores = [
+            0.9, 0.1, 0.0, //
+            0.5, 0.4, 0.1, //
+            0.1, 0.2, 0.0, //
+            0.0, 0.0, 1.0,
+        ];
+        let (t1, t5, mca) = accuracy(&scores, 3, &[0, 1, 2, 2]);
+        assert_eq!(t1, 50.0);
+        assert_eq!(t5, 100.0);
+        // class 0: 1/1, class 1: 0/1, class 2: 1/2 → mean 50 %.
+        assert!((mca - 50.0).abs() < 1e-12);
+        let (t1, _, _) = accuracy(&[0.2, 0.2, 0.2], 3, &[1]);
+        assert_eq!(t1, 100.0, "ties resolve in favour of the true class");
+    }
+}
