@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use burn::tensor::{Distribution, Tensor, backend::Backend};
 use t4v_clip::{ClipConfig, ClipModel};
 use t4v_core::Registry;
-use t4v_store::{Store, SweepRecord};
+use t4v_store::Store;
 use t4v_sweep::Plan;
 
 pub const NAMES: &[&str] = &["engine", "clip", "data"];
@@ -176,33 +176,10 @@ fn engine(n: usize, registry: &Registry) -> Result<()> {
     let store_dir = tmp.path().join("store");
     let store = Store::open(&store_dir)?;
     let t = Instant::now();
-    let record = SweepRecord {
-        name: def.name.clone(),
-        script_path: def.script_path.clone(),
-        script: def.script.clone(),
-        script_hash: def.script_hash.clone(),
-        runs: def.runs.iter().map(|r| r.id.clone()).collect(),
-        reports: vec![],
-        created_ms: 0,
-        updated_ms: 0,
-        revision: 1,
-    };
-    let entries: Vec<_> = def
-        .runs
-        .iter()
-        .map(|r| {
-            (
-                r.id.clone(),
-                r.spec_json.clone(),
-                r.canonical.clone(),
-                r.setting.clone(),
-            )
-        })
-        .collect();
-    store.register_sweep(record, &entries)?;
+    t4v_sweep::plan::register(&store, &def, None)?;
     println!(
         "register {} runs in the store: {:.3}s",
-        entries.len(),
+        def.runs.len(),
         t.elapsed().as_secs_f64()
     );
 

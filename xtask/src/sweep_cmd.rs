@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use t4v_core::{Provenance, Registry};
-use t4v_store::{Store, SweepRecord};
+use t4v_store::Store;
 use t4v_sweep::{Plan, SweepOptions, WorkerCommand};
 
 use crate::backend;
@@ -91,35 +91,7 @@ pub fn run(results: &Path, args: &SweepArgs, registry: &Registry) -> Result<i32>
     eprint!("{}", plan.changes(&def));
     eprintln!("sweep `{}`: {}", def.name, plan.summary());
 
-    let now = t4v_store::now_ms();
-    let record = SweepRecord {
-        name: def.name.clone(),
-        script_path: def.script_path.clone(),
-        script: def.script.clone(),
-        script_hash: def.script_hash.clone(),
-        runs: def.runs.iter().map(|r| r.id.clone()).collect(),
-        reports: Vec::new(),
-        created_ms: plan.previous.as_ref().map(|p| p.created_ms).unwrap_or(now),
-        updated_ms: now,
-        revision: match &plan.previous {
-            Some(p) if p.script_hash == def.script_hash => p.revision,
-            Some(p) => p.revision + 1,
-            None => 1,
-        },
-    };
-    let entries: Vec<_> = def
-        .runs
-        .iter()
-        .map(|r| {
-            (
-                r.id.clone(),
-                r.spec_json.clone(),
-                r.canonical.clone(),
-                r.setting.clone(),
-            )
-        })
-        .collect();
-    store.register_sweep(record, &entries)?;
+    t4v_sweep::plan::register(&store, &def, plan.previous.as_ref())?;
 
     let workdir = args
         .script

@@ -6,6 +6,44 @@ use std::fmt::Write as _;
 use t4v_core::RunId;
 use t4v_store::{RunStatus, Store, StoreError, SweepRecord};
 
+/// Records a sweep and its runs in the store (new runs as `pending`); the revision counts
+/// distinct scripts under the name. Returns the previous record.
+pub fn register(
+    store: &Store,
+    def: &SweepDef,
+    previous: Option<&SweepRecord>,
+) -> Result<Option<SweepRecord>, StoreError> {
+    let now = t4v_store::now_ms();
+    let record = SweepRecord {
+        name: def.name.clone(),
+        script_path: def.script_path.clone(),
+        script: def.script.clone(),
+        script_hash: def.script_hash.clone(),
+        runs: def.runs.iter().map(|r| r.id.clone()).collect(),
+        reports: Vec::new(),
+        created_ms: previous.map(|p| p.created_ms).unwrap_or(now),
+        updated_ms: now,
+        revision: match previous {
+            Some(p) if p.script_hash == def.script_hash => p.revision,
+            Some(p) => p.revision + 1,
+            None => 1,
+        },
+    };
+    let entries: Vec<_> = def
+        .runs
+        .iter()
+        .map(|r| {
+            (
+                r.id.clone(),
+                r.spec_json.clone(),
+                r.canonical.clone(),
+                r.setting.clone(),
+            )
+        })
+        .collect();
+    store.register_sweep(record, &entries)
+}
+
 use crate::script::SweepDef;
 
 /// What the scheduler will do with a run.

@@ -89,12 +89,24 @@ pub fn read(cache_dir: &Path, determinants: &Value) -> Result<Option<Features>, 
     if !p.exists() {
         return Ok(None);
     }
+    let (stored, features) = load(&p)?;
+    if stored.as_ref() != Some(determinants) {
+        return Err(CacheError::Invalid {
+            path: p,
+            message: "made for other determinants".into(),
+        });
+    }
+    Ok(Some(features))
+}
+
+/// Reads a cache file: the determinants it was made for, and its features.
+pub fn load(p: &Path) -> Result<(Option<Value>, Features), CacheError> {
     let bad = |message: String| CacheError::Invalid {
-        path: p.clone(),
+        path: p.to_path_buf(),
         message,
     };
-    let bytes = std::fs::read(&p).map_err(|source| CacheError::Io {
-        path: p.clone(),
+    let bytes = std::fs::read(p).map_err(|source| CacheError::Io {
+        path: p.to_path_buf(),
         source,
     })?;
     let (_, meta) = SafeTensors::read_metadata(&bytes)
@@ -104,9 +116,6 @@ pub fn read(cache_dir: &Path, determinants: &Value) -> Result<Option<Features>, 
         .as_ref()
         .and_then(|m| m.get("determinants"))
         .and_then(|s| serde_json::from_str(s).ok());
-    if stored.as_ref() != Some(determinants) {
-        return Err(bad("made for other determinants".into()));
-    }
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| bad(format!("not a readable safetensors file: {e}")))?;
     let f = st
@@ -136,11 +145,14 @@ pub fn read(cache_dir: &Path, determinants: &Value) -> Result<Option<Features>, 
         .chunks_exact(8)
         .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")) as usize)
         .collect();
-    Ok(Some(Features {
-        data,
-        shape,
-        labels,
-    }))
+    Ok((
+        stored,
+        Features {
+            data,
+            shape,
+            labels,
+        },
+    ))
 }
 
 /// The determinants as a canonical JSON map.

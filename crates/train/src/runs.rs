@@ -55,6 +55,38 @@ fn model_dir(backbone: &str) -> Result<PathBuf, RunError> {
     Ok(files.dir().to_path_buf())
 }
 
+/// The dataset of a spec, from the user's data root (`T4V_DATA`, `T4V_DATA_<NAME>`).
+fn open_dataset(spec: &t4v_core::RunSpec) -> Result<Box<dyn t4v_core::Dataset>, RunError> {
+    let name = spec.data.dataset.as_str();
+    let plugin = t4v_datasets::DATASETS
+        .iter()
+        .find(|d| d.info().name == name)
+        .ok_or_else(|| fail(format!("no dataset plugin `{name}`")))?;
+    let root = if name == "synthetic" {
+        PathBuf::new()
+    } else {
+        let root = t4v_datasets::default_root(name, None).ok_or_else(|| {
+            fail(format!(
+                "where is dataset {name}? set T4V_DATA (or T4V_DATA_{})",
+                name.to_uppercase()
+            ))
+        })?;
+        if !root.exists() {
+            return Err(fail(format!(
+                "dataset {name} not found at {}",
+                root.display()
+            )));
+        }
+        root
+    };
+    let opts = DataOptions {
+        root,
+        split: spec.data.split,
+        ..Default::default()
+    };
+    plugin.open(&opts).map_err(fail)
+}
+
 fn weights_hash(dir: &Path) -> Result<String, RunError> {
     let p = dir.join("model.safetensors");
     let bytes = std::fs::read(&p).map_err(|source| RunError::Io {
@@ -93,33 +125,7 @@ fn extract<B: Backend>(
     let per_class = job.param_u64("per_class")? as usize;
     let batch = job.param_u64("batch")?.max(1) as usize;
     let name = spec.data.dataset.as_str();
-    let plugin = t4v_datasets::DATASETS
-        .iter()
-        .find(|d| d.info().name == name)
-        .ok_or_else(|| fail(format!("no dataset plugin `{name}`")))?;
-    let root = if name == "synthetic" {
-        PathBuf::new()
-    } else {
-        let root = t4v_datasets::default_root(name, None).ok_or_else(|| {
-            fail(format!(
-                "where is dataset {name}? set T4V_DATA (or T4V_DATA_{})",
-                name.to_uppercase()
-            ))
-        })?;
-        if !root.exists() {
-            return Err(fail(format!(
-                "dataset {name} not found at {}",
-                root.display()
-            )));
-        }
-        root
-    };
-    let opts = DataOptions {
-        root,
-        split: spec.data.split,
-        ..Default::default()
-    };
-    let dataset = plugin.open(&opts).map_err(fail)?;
+    let dataset = open_dataset(spec)?;
     let mut videos = t4v_datasets::videos(dataset.as_ref(), &split).map_err(fail)?;
     if per_class > 0 {
         videos = t4v_video::protocol::few_shot(
@@ -301,49 +307,11 @@ fn zero_shot<B: Backend>(
         .artefacts
         .get("features")
         .ok_or_else(|| fail(format!("run {} reported no `features` artefact", need.id)))?;
-    let bytes = std::fs::read(path).map_err(|source| RunError::Io {
-        context: format!("reading {}", path.display()),
-        source,
-    })?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)
-        .map_err(|e| fail(format!("{}: {e}", path.display())))?;
-    let f = st
-        .tensor("features")
-        .map_err(|e| fail(format!("{}: {e}", path.display())))?;
-    let [n, t, d]: [usize; 3] = f
-        .shape()
-        .try_into()
-        .map_err(|_| fail(format!("{}: features are not [N, T, D]", path.display())))?;
-    let data: Vec<f32> = f
-        .data()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-        .collect();
-    let labels: Vec<usize> = st
-        .tensor("labels")
-        .map_err(|e| fail(format!("{}: {e}", path.display())))?
-        .data()
-        .chunks_exact(8)
-        .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")) as usize)
-        .collect();
+    let (_, cached) = cache::load(path).map_err(fail)?;
+    let [n, t, d] = cached.shape;
+    let (data, labels) = (cached.data, cached.labels);
 
-    let name = spec.data.dataset.as_str();
-    let plugin = t4v_datasets::DATASETS
-        .iter()
-        .find(|p| p.info().name == name)
-        .ok_or_else(|| fail(format!("no dataset plugin `{name}`")))?;
-    let root = if name == "synthetic" {
-        PathBuf::new()
-    } else {
-        t4v_datasets::default_root(name, None).unwrap_or_default()
-    };
-    let dataset = plugin
-        .open(&DataOptions {
-            root,
-            split: spec.data.split,
-            ..Default::default()
-        })
-        .map_err(fail)?;
+    let dataset = open_dataset(spec)?;
     let classes = dataset.class_names().to_vec();
 
     let clip = t4v_clip::Clip::<B>::load(&spec.model.backbone, device).map_err(fail)?;
