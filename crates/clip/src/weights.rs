@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors};
+use t4v_core::SplitMix64;
 
 use crate::ClipError;
 
@@ -62,28 +63,12 @@ pub struct Weights {
     path: PathBuf,
     tensors: BTreeMap<String, RawTensor>,
     pub naming: Naming,
-    random: Option<u64>,
-}
-
-/// splitmix64 step.
-fn next(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// A standard normal draw (Box–Muller).
-fn normal(state: &mut u64) -> f32 {
-    let u1 = ((next(state) >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
-    let u2 = (next(state) >> 11) as f64 / (1u64 << 53) as f64;
-    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+    random: Option<SplitMix64>,
 }
 
 /// The initial value of a freshly created tensor, by name: LayerNorm scales 1, biases 0, the
 /// logit scale ln(1/0.07) (CLIP's initialisation), everything else N(0, 0.02).
-fn init_value(name: &str, n: usize, state: &mut u64) -> Vec<f32> {
+fn init_value(name: &str, n: usize, rng: &mut SplitMix64) -> Vec<f32> {
     let is_norm = name.contains("norm") || name.contains("layrnorm");
     if is_norm && name.ends_with(".weight") {
         vec![1.0; n]
@@ -92,7 +77,7 @@ fn init_value(name: &str, n: usize, state: &mut u64) -> Vec<f32> {
     } else if name == "logit_scale" {
         vec![(1.0f32 / 0.07).ln(); n]
     } else {
-        (0..n).map(|_| 0.02 * normal(state)).collect()
+        (0..n).map(|_| 0.02 * rng.normal() as f32).collect()
     }
 }
 
@@ -195,7 +180,7 @@ impl Weights {
             path: PathBuf::from("<random initialisation>"),
             tensors: BTreeMap::new(),
             naming: Naming::HuggingFace,
-            random: Some(seed ^ 0x5EED_C11F),
+            random: Some(SplitMix64::new(seed ^ 0x5EED_C11F)),
         }
     }
 
@@ -223,11 +208,11 @@ impl Weights {
 
     /// Removes and returns a tensor, checking its shape.
     pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<RawTensor, ClipError> {
-        if let Some(state) = &mut self.random {
+        if let Some(rng) = &mut self.random {
             let n = shape.iter().product();
             return Ok(RawTensor {
                 shape: shape.to_vec(),
-                data: init_value(name, n, state),
+                data: init_value(name, n, rng),
             });
         }
         let t = self

@@ -10,6 +10,7 @@ pub mod event;
 pub mod plugin;
 pub mod provenance;
 pub mod registry;
+pub mod rng;
 pub mod run_kind;
 pub mod spec;
 
@@ -17,5 +18,6 @@ pub use event::{Event, Reporter};
 pub use plugin::{ClassifierInit, DataOptions, Dataset, DatasetPlugin, Media, VideoEncoder};
 pub use provenance::Provenance;
 pub use registry::{Family, ParamDef, ParamType, PluginInfo, Registry};
+pub use rng::SplitMix64;
 pub use run_kind::{Job, NeededRun, RunError, RunKind};
 pub use spec::{Identity, RunId, RunSpec, SpecError};

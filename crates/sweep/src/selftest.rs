@@ -47,15 +47,9 @@ static INFO: PluginInfo = PluginInfo {
     ],
 };
 
-/// splitmix64: a deterministic noise source per (seed, epoch).
+/// Deterministic noise in [−0.5, 0.5) per (seed, epoch).
 fn noise(seed: u64, i: u64) -> f64 {
-    let mut z = seed
-        .wrapping_add(i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
-        .wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    t4v_core::SplitMix64::new(seed.wrapping_add(i.wrapping_mul(0x9E37_79B9_7F4A_7C15))).unit() - 0.5
 }
 
 impl RunKind for Selftest {

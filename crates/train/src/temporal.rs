@@ -94,7 +94,7 @@ impl<B: Backend> TransfHead<B> {
     /// LayerNorm 1 / 0; the attention input projection (PyTorch's fused `in_proj_weight`
     /// `[3D, D]`) keeps PyTorch's default xavier-uniform, U(±√(6 / (D + 3D))).
     pub fn init(cfg: &TemporalConfig, seed: u64, device: &B::Device) -> Self {
-        let mut rng = Rng(seed ^ 0x7E3A_0AA1);
+        let mut rng = t4v_core::SplitMix64::new(seed ^ 0x7E3A_0AA1);
         let d = cfg.width;
         let mut t: BTreeMap<String, RawTensor> = BTreeMap::new();
         let mut put = |name: String, shape: Vec<usize>, f: &mut dyn FnMut() -> f32| {
@@ -111,7 +111,7 @@ impl<B: Backend> TransfHead<B> {
         put(
             format!("{PREFIX}.frame_position_embeddings.weight"),
             vec![MAX_FRAMES, d],
-            &mut || 0.02 * rng.normal(),
+            &mut || 0.02 * rng.normal() as f32,
         );
         for i in 0..cfg.layers {
             let p = format!("{PREFIX}.encoder.layers.{i}");
@@ -133,7 +133,7 @@ impl<B: Backend> TransfHead<B> {
                 ("mlp.fc2", d, 4 * d),
             ] {
                 put(format!("{p}.{name}.weight"), vec![out, inp], &mut || {
-                    0.02 * rng.normal()
+                    0.02 * rng.normal() as f32
                 });
                 put(format!("{p}.{name}.bias"), vec![out], &mut || 0.0);
             }
@@ -198,28 +198,5 @@ impl<B: Backend> TemporalHead<B> {
             }
             Some(h) => h.forward(x),
         }
-    }
-}
-
-/// splitmix64 with uniform and normal draws.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn normal(&mut self) -> f32 {
-        let u1 = self.unit() + 1.0 / (1u64 << 53) as f64;
-        let u2 = self.unit();
-        ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
     }
 }

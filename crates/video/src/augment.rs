@@ -202,6 +202,7 @@ pub fn normalize(frames: &[RgbImage], out: &mut Vec<f32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::synthetic::rng;
 
     /// `cargo test --release -p t4v-video decode_cost -- --ignored --nocapture`: the ceiling
     /// the loader works under (JPEG decode of one 340×256 frame).
@@ -256,7 +257,7 @@ mod tests {
         let frames = vec![frame(340, 256, 10), frame(340, 256, 10)];
         assert_eq!(resize_shorter(&frames[0], 224).dimensions(), (298, 224));
         let aug = TrainAugment::default();
-        let mut rng = Rng::new(1);
+        let mut rng = rng(1);
         for _ in 0..20 {
             let clip = train_clip(frames.clone(), &aug, &mut rng);
             assert_eq!(clip.len(), 2);
@@ -285,7 +286,7 @@ mod tests {
     #[test]
     fn crops_stay_inside_and_vary() {
         let aug = TrainAugment::default();
-        let mut rng = Rng::new(3);
+        let mut rng = rng(3);
         let crops: Vec<_> = (0..200)
             .map(|_| inception_crop(340, 256, &aug, &mut rng))
             .collect();

@@ -15,7 +15,7 @@ use image::RgbImage;
 
 use crate::augment::{TrainAugment, eval_clip, normalize, train_clip};
 use crate::frames::{FramePattern, load};
-use crate::synthetic::{Combo, Rng, render};
+use crate::synthetic::{Combo, render, rng};
 use crate::{Video, VideoError, sampling};
 
 /// Where clips come from.
@@ -169,11 +169,9 @@ pub fn load_sample(
     cfg: &LoaderConfig,
     epoch: u64,
 ) -> Result<Vec<f32>, VideoError> {
-    let mut rng = Rng::new(
-        cfg.seed
-            ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            ^ (i as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F),
-    );
+    let mut rng = rng(cfg.seed
+        ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (i as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F));
     let n = source.frame_count(i)?;
     let (indices, clip) = match &cfg.mode {
         Mode::Train(aug) => {
@@ -257,10 +255,9 @@ pub fn epoch(source: Arc<dyn ClipSource>, cfg: LoaderConfig, epoch: u64) -> Epoc
     let n = source.len();
     let mut order: Vec<usize> = (0..n).collect();
     if cfg.shuffle {
-        let mut rng = Rng::new(
-            cfg.seed
-                .wrapping_add(epoch.wrapping_mul(0x2545_F491_4F6C_DD1D)),
-        );
+        let mut rng = rng(cfg
+            .seed
+            .wrapping_add(epoch.wrapping_mul(0x2545_F491_4F6C_DD1D)));
         for i in (1..n).rev() {
             order.swap(i, rng.below(i + 1));
         }

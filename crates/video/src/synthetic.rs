@@ -65,7 +65,7 @@ impl Combo {
 /// some seen class. Returns (seen, unseen), each in the order of `combos`.
 pub fn split_unseen(combos: &[Combo], unseen: usize, seed: u64) -> (Vec<Combo>, Vec<Combo>) {
     let mut order: Vec<usize> = (0..combos.len()).collect();
-    let mut rng = Rng::new(seed ^ 0x0005_EED0);
+    let mut rng = rng(seed ^ 0x0005_EED0);
     for i in (1..order.len()).rev() {
         order.swap(i, rng.below(i + 1));
     }
@@ -99,32 +99,12 @@ pub fn split_unseen(combos: &[Combo], unseen: usize, seed: u64) -> (Vec<Combo>, 
     (pick(false), pick(true))
 }
 
-/// splitmix64: small, fast, and enough for drawing pictures.
-#[derive(Clone)]
-pub struct Rng(u64);
+/// The workspace's generator, as the data pipeline uses it.
+pub type Rng = t4v_core::SplitMix64;
 
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed ^ 0x243F_6A88_85A3_08D3)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in `0..n`.
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.unit() * n as f64) as usize % n.max(1)
-    }
+/// The data pipeline's generator for `seed` (its own stream: `seed` XOR a constant).
+pub fn rng(seed: u64) -> Rng {
+    Rng::new(seed ^ 0x243F_6A88_85A3_08D3)
 }
 
 /// Everything that varies between two videos of the same class.
@@ -141,11 +121,9 @@ struct Scene {
 /// Draws videos of one combination. `video` picks the instance; the same (combo, video, seed)
 /// always gives the same pixels.
 pub fn render(combo: Combo, video: u64, seed: u64, frames: usize, size: usize) -> Vec<RgbImage> {
-    let mut rng = Rng::new(
-        seed.wrapping_mul(0x100_0000_01B3)
-            ^ video.wrapping_mul(0x9E37)
-            ^ ((combo.shape * 100 + combo.colour * 10 + combo.motion) as u64) << 40,
-    );
+    let mut rng = rng(seed.wrapping_mul(0x100_0000_01B3)
+        ^ video.wrapping_mul(0x9E37)
+        ^ ((combo.shape * 100 + combo.colour * 10 + combo.motion) as u64) << 40);
     let s = size as f64;
     let scene = Scene {
         x0: s * (0.3 + 0.4 * rng.unit()),
@@ -201,7 +179,7 @@ fn draw(
     scene: &Scene,
     t: u64,
 ) -> RgbImage {
-    let mut noise = Rng::new(scene.noise_seed ^ t.wrapping_mul(0xD1B5_4A32_D192_ED03));
+    let mut noise = rng(scene.noise_seed ^ t.wrapping_mul(0xD1B5_4A32_D192_ED03));
     RgbImage::from_fn(size as u32, size as u32, |px, py| {
         let (dx, dy) = (px as f64 + 0.5 - cx, py as f64 + 0.5 - cy);
         let inside = match shape {

@@ -36,33 +36,10 @@ pub static INITS: &[PluginInfo] = &[
     },
 ];
 
-/// A seeded stream of standard normal draws (splitmix64 + Box–Muller).
-pub struct Normal(u64);
-
-impl Normal {
-    pub fn new(seed: u64) -> Self {
-        Normal(seed ^ 0x6A09_E667_F3BC_C908)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    pub fn sample(&mut self) -> f64 {
-        let u1 = ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
-        let u2 = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-}
-
 /// W ~ N(0, 1), `[C, D]` (the reference's `torch.empty(n_class, n_emb).normal_()`).
 pub fn random(classes: usize, dim: usize, seed: u64) -> DMatrix<f64> {
-    let mut n = Normal::new(seed);
-    DMatrix::from_fn(classes, dim, |_, _| n.sample())
+    let mut n = t4v_core::SplitMix64::new(seed ^ 0x6A09_E667_F3BC_C908);
+    DMatrix::from_fn(classes, dim, |_, _| n.normal())
 }
 
 /// The first C rows of Q from the QR decomposition of a D × D Gaussian (the reference's
