@@ -73,9 +73,13 @@ pub struct InitInputs<'a, B: Backend> {
 pub trait ClassifierInit<B: Backend>: Sync {
     /// Does it need frozen training features (LDA, class means)? The scheduler then makes the run
     /// depend on a `features` run.
-    fn needs_features(&self) -> bool;
+    fn needs_features(&self) -> bool {
+        false
+    }
     /// Does it need a text encoder?
-    fn needs_text(&self) -> bool;
+    fn needs_text(&self) -> bool {
+        false
+    }
     fn init(&self, inputs: &InitInputs<'_, B>) -> Result<Tensor<B, 2>, PluginError>;
 }
 

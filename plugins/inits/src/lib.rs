@@ -131,12 +131,6 @@ fn features<B: Backend>(
 /// `random`: N(0, 1).
 pub struct Random;
 impl<B: Backend> ClassifierInit<B> for Random {
-    fn needs_features(&self) -> bool {
-        false
-    }
-    fn needs_text(&self) -> bool {
-        false
-    }
     fn init(&self, x: &InitInputs<'_, B>) -> Result<Tensor<B, 2>, PluginError> {
         Ok(to_tensor(
             &random(x.class_names.len(), x.embed_dim, x.seed),
@@ -148,12 +142,6 @@ impl<B: Backend> ClassifierInit<B> for Random {
 /// `orthogonal`: orthonormal rows (QR).
 pub struct Orthogonal;
 impl<B: Backend> ClassifierInit<B> for Orthogonal {
-    fn needs_features(&self) -> bool {
-        false
-    }
-    fn needs_text(&self) -> bool {
-        false
-    }
     fn init(&self, x: &InitInputs<'_, B>) -> Result<Tensor<B, 2>, PluginError> {
         Ok(to_tensor(
             &orthogonal(x.class_names.len(), x.embed_dim, x.seed)?,
@@ -167,9 +155,6 @@ pub struct ClassMean;
 impl<B: Backend> ClassifierInit<B> for ClassMean {
     fn needs_features(&self) -> bool {
         true
-    }
-    fn needs_text(&self) -> bool {
-        false
     }
     fn init(&self, x: &InitInputs<'_, B>) -> Result<Tensor<B, 2>, PluginError> {
         let (f, l) = features(x, "class-mean")?;
@@ -188,9 +173,6 @@ impl<B: Backend> ClassifierInit<B> for Lda {
     fn needs_features(&self) -> bool {
         true
     }
-    fn needs_text(&self) -> bool {
-        false
-    }
     fn init(&self, x: &InitInputs<'_, B>) -> Result<Tensor<B, 2>, PluginError> {
         let (f, l) = features(x, "lda")?;
         let fit = lda::fit(&f, &l, x.class_names.len(), self.shrinkage)?;
@@ -203,9 +185,6 @@ impl<B: Backend> ClassifierInit<B> for Lda {
 /// embeddings). W is normalised again by the cosine classifier.
 pub struct Text;
 impl<B: Backend> ClassifierInit<B> for Text {
-    fn needs_features(&self) -> bool {
-        false
-    }
     fn needs_text(&self) -> bool {
         true
     }
