@@ -74,7 +74,8 @@ impl<B: Backend> t4v_core::plugin::TextEncoder<B> for Clip<B> {
     }
 }
 
-/// A CLIP model with its tokenizer: the text-embedding function classifier inits use.
+/// A CLIP model with its tokenizer: the text encoder the `text` classifier init uses (prompt
+/// templates and ensembles live there).
 pub struct Clip<B: Backend> {
     pub model: ClipModel<B>,
     pub tokenizer: ClipTokenizer,
@@ -113,31 +114,5 @@ impl<B: Backend> Clip<B> {
         }
         let x = Tensor::cat(parts, 0);
         Ok(if normalized { normalize(x) } else { x })
-    }
-
-    /// Class embeddings from prompt templates: each template filled with each name, encoded and
-    /// L2-normalised, then averaged over templates (and normalised again) — CLIP's prompt
-    /// ensembling. With one template and `normalized = false`, the raw projected features.
-    pub fn class_embeddings(
-        &self,
-        names: &[String],
-        templates: &[String],
-        normalized: bool,
-    ) -> Result<Tensor<B, 2>, ClipError> {
-        if let [single] = templates {
-            let prompts: Vec<String> = names.iter().map(|n| tokenizer::fill(single, n)).collect();
-            return self.encode_texts(&prompts, normalized, 256);
-        }
-        let mut sum: Option<Tensor<B, 2>> = None;
-        for t in templates {
-            let prompts: Vec<String> = names.iter().map(|n| tokenizer::fill(t, n)).collect();
-            let e = self.encode_texts(&prompts, true, 256)?;
-            sum = Some(match sum {
-                Some(s) => s + e,
-                None => e,
-            });
-        }
-        let mean = sum.expect("at least one template") / templates.len() as f64;
-        Ok(if normalized { normalize(mean) } else { mean })
     }
 }

@@ -32,11 +32,6 @@ pub fn ensemble_templates() -> Vec<String> {
         .collect()
 }
 
-/// Fills `{}` in a template with a class name.
-pub fn fill(template: &str, name: &str) -> String {
-    template.replacen("{}", name, 1)
-}
-
 pub struct ClipTokenizer {
     inner: tokenizers::Tokenizer,
     context: usize,

@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use t4v_clip::ClipTokenizer;
-use t4v_clip::tokenizer::{ensemble_templates, fill};
+use t4v_clip::tokenizer::ensemble_templates;
+use t4v_core::plugin::fill_template;
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tokenizer")
@@ -52,7 +53,7 @@ fn context_padding_and_truncation_follow_clip_tokenize() {
 #[test]
 fn templates() {
     assert_eq!(
-        fill(t4v_clip::DEFAULT_TEMPLATE, "abseiling"),
+        fill_template(t4v_clip::DEFAULT_TEMPLATE, "abseiling").unwrap(),
         "a video of a person abseiling."
     );
     let t = ensemble_templates();

@@ -68,6 +68,13 @@ pub struct InitInputs<'a, B: Backend> {
     pub device: B::Device,
 }
 
+/// Fills the `{}` of a prompt template with a class name (`None` when it has no `{}`).
+pub fn fill_template(template: &str, name: &str) -> Option<String> {
+    template
+        .contains("{}")
+        .then(|| template.replacen("{}", name, 1))
+}
+
 /// Produces the classifier matrix W `[C, D']` from prior knowledge (`D'` may differ from D, e.g.
 /// for BERT inits; the classifier then learns a projection).
 pub trait ClassifierInit<B: Backend>: Sync {

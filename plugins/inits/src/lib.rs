@@ -199,16 +199,16 @@ impl<B: Backend> ClassifierInit<B> for Text {
         }
         let mut sum: Option<Tensor<B, 2>> = None;
         for t in x.templates {
-            if !t.contains("{}") {
-                return Err(PluginError::Invalid(format!(
-                    "prompt template `{t}` has no `{{}}` for the class name"
-                )));
-            }
             let prompts: Vec<String> = x
                 .class_names
                 .iter()
-                .map(|n| t.replacen("{}", n, 1))
-                .collect();
+                .map(|n| t4v_core::plugin::fill_template(t, n))
+                .collect::<Option<_>>()
+                .ok_or_else(|| {
+                    PluginError::Invalid(format!(
+                        "prompt template `{t}` has no `{{}}` for the class name"
+                    ))
+                })?;
             let e = text.encode(&prompts)?;
             let norm = e
                 .clone()
