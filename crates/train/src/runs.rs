@@ -87,13 +87,18 @@ fn open_dataset(spec: &t4v_core::RunSpec) -> Result<Box<dyn t4v_core::Dataset>, 
     plugin.open(&opts).map_err(fail)
 }
 
+/// BLAKE3 of the weights file, streamed: checkpoints run to gigabytes and need not sit in
+/// memory twice (the model loads them again).
 fn weights_hash(dir: &Path) -> Result<String, RunError> {
     let p = dir.join("model.safetensors");
-    let bytes = std::fs::read(&p).map_err(|source| RunError::Io {
+    let io = |source| RunError::Io {
         context: format!("reading {}", p.display()),
         source,
-    })?;
-    Ok(blake3::hash(&bytes).to_hex()[..24].to_string())
+    };
+    let file = std::fs::File::open(&p).map_err(io)?;
+    let mut h = blake3::Hasher::new();
+    h.update_reader(file).map_err(io)?;
+    Ok(h.finalize().to_hex()[..24].to_string())
 }
 
 impl RunKind for FeaturesRun {
