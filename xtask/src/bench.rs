@@ -69,14 +69,42 @@ fn python() -> String {
     })
 }
 
+/// Runs a Python peer script; its one line of JSON, or `None` (said on stdout) when the peer
+/// cannot run here.
+fn peer(cmd: &mut std::process::Command, what: &str) -> Result<Option<serde_json::Value>> {
+    match cmd.output() {
+        Ok(o) if o.status.success() => Ok(Some(
+            serde_json::from_slice(&o.stdout)
+                .with_context(|| format!("reading the {what} peer's output"))?,
+        )),
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            println!(
+                "  {what} peer not available: {}",
+                err.lines().last().unwrap_or("")
+            );
+            Ok(None)
+        }
+        Err(e) => {
+            println!("  {what} peer not available: {e}");
+            Ok(None)
+        }
+    }
+}
+
+/// A number from the environment (benchmark sizes), or `default`.
+fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn clip() -> Result<()> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let iters: usize = std::env::var("T4V_BENCH_ITERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let iters: usize = env_number("T4V_BENCH_ITERS", 3);
     println!(
         "CLIP image tower, ViT-B/32 shapes, random weights, batch 8, 224², fp32, {threads} threads, {iters} iterations:"
     );
@@ -100,41 +128,23 @@ fn clip() -> Result<()> {
     // kernels, so those are dropped for this command alone.
     let mut torch_ms: Option<f64> = None;
     for (torch_threads, blas_threads) in [(threads, 1), (1, threads)] {
-        let peer = std::process::Command::new(python())
-            .env_remove("OPENBLAS_CORETYPE")
+        let mut cmd = std::process::Command::new(python());
+        cmd.env_remove("OPENBLAS_CORETYPE")
             .env_remove("OPENBLAS_L2_SIZE")
             .env("OPENBLAS_NUM_THREADS", blas_threads.to_string())
             .env("OMP_NUM_THREADS", torch_threads.to_string())
             .arg(script)
             .arg(torch_threads.to_string())
-            .arg(iters.to_string())
-            .output();
-        match peer {
-            Ok(o) if o.status.success() => {
-                let v: serde_json::Value = serde_json::from_slice(&o.stdout)
-                    .context("reading the PyTorch peer's output")?;
-                let ms = v["ms_per_image"].as_f64().context("ms_per_image")?;
-                println!(
-                    "  PyTorch {} (transformers CLIPModel), {torch_threads} torch thread(s), {blas_threads} BLAS thread(s): {ms:.1} ms/image",
-                    v["torch"].as_str().unwrap_or("?")
-                );
-                torch_ms = Some(torch_ms.map_or(ms, |t: f64| t.min(ms)));
-            }
-            Ok(o) => {
-                println!(
-                    "  PyTorch peer not available: {}",
-                    String::from_utf8_lossy(&o.stderr)
-                        .lines()
-                        .last()
-                        .unwrap_or("")
-                );
-                break;
-            }
-            Err(e) => {
-                println!("  PyTorch peer not available: {e}");
-                break;
-            }
-        }
+            .arg(iters.to_string());
+        let Some(v) = peer(&mut cmd, "PyTorch")? else {
+            break;
+        };
+        let ms = v["ms_per_image"].as_f64().context("ms_per_image")?;
+        println!(
+            "  PyTorch {} (transformers CLIPModel), {torch_threads} torch thread(s), {blas_threads} BLAS thread(s): {ms:.1} ms/image",
+            v["torch"].as_str().unwrap_or("?")
+        );
+        torch_ms = Some(torch_ms.map_or(ms, |t: f64| t.min(ms)));
     }
     for (name, ms, gflops) in results {
         match torch_ms {
@@ -261,10 +271,7 @@ fn data() -> Result<()> {
             line: v + 1,
         });
     }
-    let epochs: u64 = std::env::var("T4V_BENCH_EPOCHS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
+    let epochs: u64 = env_number("T4V_BENCH_EPOCHS", 2);
     println!(
         "training clips from JPEG folders ({videos} videos × {frames} frames of 340×256), 8 frames → 224², {threads} workers, {epochs} epochs:"
     );
@@ -296,16 +303,13 @@ fn data() -> Result<()> {
     }
     let ours = clips as f64 / t.elapsed().as_secs_f64();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/data_pil.py");
-    let peer = std::process::Command::new(python())
-        .arg(script)
+    let mut cmd = std::process::Command::new(python());
+    cmd.arg(script)
         .arg(tmp.path())
         .arg(threads.to_string())
-        .arg(epochs.to_string())
-        .output();
-    match peer {
-        Ok(o) if o.status.success() => {
-            let v: serde_json::Value =
-                serde_json::from_slice(&o.stdout).context("reading the PIL peer's output")?;
+        .arg(epochs.to_string());
+    match peer(&mut cmd, "Python")? {
+        Some(v) => {
             let py = v["clips_per_s"].as_f64().context("clips_per_s")?;
             println!("  PIL + numpy, {threads} processes: {py:.1} clips/s");
             println!(
@@ -313,18 +317,7 @@ fn data() -> Result<()> {
                 ours / py
             );
         }
-        other => {
-            let why = match other {
-                Ok(o) => String::from_utf8_lossy(&o.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-                    .to_string(),
-                Err(e) => e.to_string(),
-            };
-            println!("  Python peer not available: {why}");
-            println!("  t4v loader: {ours:.1} clips/s");
-        }
+        None => println!("  t4v loader: {ours:.1} clips/s"),
     }
     Ok(())
 }
