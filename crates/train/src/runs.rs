@@ -330,12 +330,13 @@ fn zero_shot<B: Backend>(
         seed: spec.seed,
         device: device.clone(),
     };
-    let w = t4v_inits_text(&inputs)?;
+    let w = t4v_core::ClassifierInit::<B>::init(&t4v_inits::Text, &inputs).map_err(fail)?;
     let v = Tensor::<B, 3>::from_data(TensorData::new(data, [n, t, d]), device)
         .mean_dim(1)
         .reshape([n, d]);
-    let scores = t4v_clip::normalize(v).matmul(t4v_clip::normalize(w).transpose())
-        * crate::classifier::EVAL_SCALE;
+    // The evaluation logits of the cosine classifier (100 · cos); no training, so no scale.
+    let classifier = crate::CosineClassifier::new(w, d, true, Tensor::zeros([1], device));
+    let scores = classifier.forward_eval(v);
     let scores: Vec<f32> = scores
         .into_data()
         .convert::<f32>()
@@ -370,13 +371,6 @@ fn zero_shot<B: Backend>(
         reporter.summary("half/top1_std", std);
     }
     Ok(())
-}
-
-/// The `text` init of `t4v-inits`, named here so the run kind reads plainly.
-fn t4v_inits_text<B: Backend>(
-    inputs: &t4v_core::plugin::InitInputs<'_, B>,
-) -> Result<Tensor<B, 2>, RunError> {
-    t4v_core::ClassifierInit::<B>::init(&t4v_inits::Text, inputs).map_err(fail)
 }
 
 #[cfg(test)]
