@@ -143,6 +143,16 @@ pub struct ClassifierSpec {
     pub frozen: bool,
     /// Prompt template for text inits.
     pub template: String,
+    /// Text inits: average the 28-template ensemble of the reference (commented out there)
+    /// instead of `template`.
+    pub ensemble: bool,
+    /// Text inits: `ApplyEyeMakeup` → `apply eye makeup` before prompting (the reference feeds
+    /// names verbatim).
+    pub normalize_names: bool,
+    /// `lda`: shrinkage of the within-class covariance (scikit-learn's `lsqr` solver).
+    pub shrinkage: f64,
+    /// `text-bert`: the sentence encoder, a Hugging Face model id or a folder in HF layout.
+    pub text_model: String,
 }
 
 impl Default for ClassifierSpec {
@@ -151,6 +161,10 @@ impl Default for ClassifierSpec {
             init: "text".into(),
             frozen: true,
             template: "a video of a person {}.".into(),
+            ensemble: false,
+            normalize_names: false,
+            shrinkage: 0.1,
+            text_model: "sentence-transformers/all-MiniLM-L6-v2".into(),
         }
     }
 }
