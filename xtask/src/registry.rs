@@ -8,6 +8,9 @@ static RUN_KINDS: &[&dyn RunKind] = &[
     &Selftest,
     &t4v_train::runs::FeaturesRun,
     &t4v_train::runs::ZeroShotRun,
+    &t4v_train::runs::TrainRun,
+    &t4v_train::runs::EvalRun,
+    &t4v_train::runs::ProbeRun,
 ];
 
 pub const REGISTRY: Registry = Registry {

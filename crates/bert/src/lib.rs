@@ -121,7 +121,10 @@ impl<B: Backend> SentenceEncoder<B> {
                 rows[*i] = Some(out[k * d..(k + 1) * d].to_vec());
             }
         }
-        let data: Vec<f32> = rows.into_iter().flat_map(|r| r.expect("every row")).collect();
+        let data: Vec<f32> = rows
+            .into_iter()
+            .flat_map(|r| r.expect("every row"))
+            .collect();
         Ok(Tensor::from_data(
             TensorData::new(data, [sentences.len(), d]),
             &self.device,

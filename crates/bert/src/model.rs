@@ -230,7 +230,12 @@ impl<B: Backend> BertModel<B> {
             TensorData::new((0..l as i64).collect::<Vec<_>>(), [l]),
             &device,
         );
-        let mut x = tokens + self.position_embeddings.val().select(0, positions).unsqueeze();
+        let mut x = tokens
+            + self
+                .position_embeddings
+                .val()
+                .select(0, positions)
+                .unsqueeze();
         if let Some(t) = &self.token_type {
             x = x + t.val().unsqueeze();
         }

@@ -107,12 +107,18 @@ fn bad_configs_are_named() {
         .unwrap()
         .to_string();
     assert!(err.contains("model_type `roberta`"), "{err}");
-    std::fs::write(d.join("config.json"), cfg.replace("\"hidden_size\": 32", "\"hidden_size\": 48"))
-        .unwrap();
+    std::fs::write(
+        d.join("config.json"),
+        cfg.replace("\"hidden_size\": 32", "\"hidden_size\": 48"),
+    )
+    .unwrap();
     let err = SentenceEncoder::<Flex>::load(d.to_str().unwrap(), &Default::default())
         .err()
         .unwrap()
         .to_string();
-    assert!(err.contains("embeddings.word_embeddings.weight") && err.contains("[98, 48]"), "{err}");
+    assert!(
+        err.contains("embeddings.word_embeddings.weight") && err.contains("[98, 48]"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }

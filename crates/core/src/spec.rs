@@ -119,6 +119,8 @@ pub struct ModelSpec {
     pub temporal_head: String,
     /// Input side in pixels (224; 336 for ViT-L/14-336).
     pub input_size: u32,
+    /// Floating-point type of the computation: `f32`, or `bf16` / `f16` on CUDA.
+    pub precision: String,
 }
 
 impl Default for ModelSpec {
@@ -129,6 +131,7 @@ impl Default for ModelSpec {
             frames: 8,
             temporal_head: "transf".into(),
             input_size: 224,
+            precision: "f32".into(),
         }
     }
 }

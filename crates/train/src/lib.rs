@@ -1,12 +1,17 @@
 //! The video classifier of the paper: a per-frame CLIP image encoder, a temporal head, and a
 //! cosine classifier whose weights come from prior knowledge (REFERENCE.md §1.2–1.4).
 //!
-//! So far: the CLIP video encoder, the temporal heads (`mean`, `transf`), the cosine
-//! classifier, the learning-rate schedule. Training, evaluation and the feature cache follow.
+//! Models (`encoder`, `temporal`, `classifier`, `model`), the recipe (`fit`, `schedule`), the
+//! classifier init of a run (`init`), metrics, the feature cache, and the run kinds that the
+//! sweep engine executes (`runs`: features, zero-shot, train, eval, probe).
 
 pub mod cache;
 pub mod classifier;
 pub mod encoder;
+pub mod fit;
+pub mod init;
+pub mod metrics;
+pub mod model;
 pub mod runs;
 pub mod schedule;
 pub mod temporal;

@@ -1,7 +1,7 @@
 //! Classifier initialisations: where the classifier W `[C, D]` comes from (REFERENCE.md §1.3).
 //! `random` and `orthogonal` are the paper's baselines; `lda` and `class-mean` transfer visual
-//! statistics of frozen features. (The text inits, which need the CLIP text tower, live with the
-//! video classifier.)
+//! statistics of frozen features; `text` (and `text-bert`, the same init over a BERT-family
+//! sentence encoder) embed class-name prompts with a text encoder the caller supplies.
 //!
 //! The numerics are plain f64 matrices (nalgebra); [`to_tensor`] hands W to burn.
 
@@ -26,7 +26,17 @@ pub static INITS: &[PluginInfo] = &[
     },
     PluginInfo {
         name: "lda",
-        summary: "LDA coefficients on frozen features (scikit-learn's lsqr solver, shrinkage 0.1)",
+        summary: "LDA coefficients on frozen features (scikit-learn's lsqr solver; classifier.shrinkage, default 0.1)",
+        params: &[],
+    },
+    PluginInfo {
+        name: "text",
+        summary: "CLIP text embeddings of the class-name prompts (classifier.template, or classifier.ensemble of 28; the paper's default)",
+        params: &[],
+    },
+    PluginInfo {
+        name: "text-bert",
+        summary: "mean-pooled BERT-family sentence embeddings of the prompts (classifier.text_model; a projection meets the video width)",
         params: &[],
     },
     PluginInfo {

@@ -1,0 +1,181 @@
+//! One optimisation step of the reference recipe (REFERENCE.md §1.6–1.7): AdamW on two parameter
+//! groups (backbone + logit scale at `lr × clip_ratio`, head at `lr`), weight decay on every
+//! parameter, the learning rate scaled by the schedule factor, and gradient accumulation
+//! (`loss / steps`, an optimiser step every `steps` micro-batches) to reach the global batch.
+//! Checkpoints hold the model, the optimiser state and the loop state.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::AutodiffModule;
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{AdamW, AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
+use burn::tensor::Tensor;
+use burn::tensor::backend::AutodiffBackend;
+use serde::{Deserialize, Serialize};
+use t4v_core::plugin::ParamGroups;
+use t4v_core::spec::OptimSpec;
+
+use crate::model::Grouped;
+
+pub struct Fitter<B: AutodiffBackend, M: AutodiffModule<B>> {
+    optim: OptimizerAdaptor<AdamW, M, B>,
+    groups: ParamGroups,
+    backbone: GradientsAccumulator<M>,
+    head: GradientsAccumulator<M>,
+    pending: usize,
+    /// Micro-batches per optimiser step.
+    pub accumulation: usize,
+    lr: f64,
+    clip_ratio: f64,
+}
+
+impl<B: AutodiffBackend, M: AutodiffModule<B> + Grouped> Fitter<B, M> {
+    pub fn new(spec: &OptimSpec, accumulation: usize, model: &M) -> Self {
+        let optim = AdamWConfig::new()
+            .with_beta_1(spec.beta1 as f32)
+            .with_beta_2(spec.beta2 as f32)
+            .with_epsilon(spec.eps as f32)
+            .with_weight_decay(spec.weight_decay as f32)
+            .init();
+        Self {
+            optim,
+            groups: model.groups(),
+            backbone: GradientsAccumulator::new(),
+            head: GradientsAccumulator::new(),
+            pending: 0,
+            accumulation: accumulation.max(1),
+            lr: spec.lr,
+            clip_ratio: spec.clip_ratio,
+        }
+    }
+
+    /// Backpropagates the loss of one micro-batch (scaled here by `1 / accumulation`) and, every
+    /// `accumulation` micro-batches or when `flush`, steps both groups at `factor × lr`.
+    pub fn backward(&mut self, model: M, loss: Tensor<B, 1>, factor: f64, flush: bool) -> M {
+        let loss = if self.accumulation > 1 {
+            loss / self.accumulation as f64
+        } else {
+            loss
+        };
+        let mut grads = loss.backward();
+        let b = GradientsParams::from_params(&mut grads, &model, &self.groups.backbone);
+        let h = GradientsParams::from_params(&mut grads, &model, &self.groups.head);
+        self.backbone.accumulate(&model, b);
+        self.head.accumulate(&model, h);
+        self.pending += 1;
+        if self.pending < self.accumulation && !flush {
+            return model;
+        }
+        self.pending = 0;
+        let model = self.optim.step(
+            self.lr * self.clip_ratio * factor,
+            model,
+            self.backbone.grads(),
+        );
+        self.optim.step(self.lr * factor, model, self.head.grads())
+    }
+}
+
+/// Where a training run is, saved with each checkpoint.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoopState {
+    /// Epochs completed (the next epoch to run).
+    pub epoch: u32,
+    /// Best validation top-1 so far and the epoch (1-based) it was reached at.
+    pub best_top1: Option<f64>,
+    pub best_epoch: Option<u32>,
+    /// Width of W (differs from the embedding for BERT inits) and number of classes.
+    pub classifier_shape: [usize; 2],
+}
+
+fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {
+    NamedMpkFileRecorder::new()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+fn err(path: &Path, e: impl std::fmt::Display) -> CheckpointError {
+    CheckpointError::Invalid {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// Saves a model alone (for evaluation) into `dir/model.mpk`, next to `extra` JSON files, writing
+/// a temporary folder first and swapping it in, so `dir` is always a whole checkpoint.
+pub fn save_model<B: AutodiffBackend, M: AutodiffModule<B>>(
+    dir: &Path,
+    model: &M,
+    extra: &[(&str, serde_json::Value)],
+    optim: Option<&Fitter<B, M>>,
+) -> Result<(), CheckpointError> {
+    let tmp = dir.with_extension("tmp");
+    let old = dir.with_extension("old");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| err(&tmp, e))?;
+    model
+        .clone()
+        .save_file(tmp.join("model"), &recorder())
+        .map_err(|e| err(&tmp, e))?;
+    if let Some(f) = optim {
+        recorder()
+            .record(f.optim.to_record(), tmp.join("optimizer"))
+            .map_err(|e| err(&tmp, e))?;
+    }
+    for (name, value) in extra {
+        let p = tmp.join(name);
+        std::fs::write(&p, serde_json::to_string_pretty(value).expect("JSON"))
+            .map_err(|e| err(&p, e))?;
+    }
+    if dir.exists() {
+        let _ = std::fs::remove_dir_all(&old);
+        std::fs::rename(dir, &old).map_err(|e| err(dir, e))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(|e| err(dir, e))?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+/// The checkpoint folder to read: `dir`, or what a crash mid-swap left as `dir.old`.
+pub fn existing(dir: &Path) -> Option<PathBuf> {
+    let old = dir.with_extension("old");
+    [dir.to_path_buf(), old]
+        .into_iter()
+        .find(|d| d.join("model.mpk").exists())
+}
+
+/// Loads `dir/model.mpk` into `model` (whose structure must match).
+pub fn load_model<B: burn::tensor::backend::Backend, M: burn::module::Module<B>>(
+    dir: &Path,
+    model: M,
+    device: &B::Device,
+) -> Result<M, CheckpointError> {
+    model
+        .load_file(dir.join("model"), &recorder(), device)
+        .map_err(|e| err(&dir.join("model.mpk"), e))
+}
+
+/// Reads a JSON file of a checkpoint.
+pub fn read_json<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    name: &str,
+) -> Result<T, CheckpointError> {
+    let p = dir.join(name);
+    let text = std::fs::read_to_string(&p).map_err(|e| err(&p, e))?;
+    serde_json::from_str(&text).map_err(|e| err(&p, e))
+}
+
+impl<B: AutodiffBackend, M: AutodiffModule<B>> Fitter<B, M> {
+    /// Restores the optimiser state saved with a checkpoint.
+    pub fn load(mut self, dir: &Path, device: &B::Device) -> Result<Self, CheckpointError> {
+        let p = dir.join("optimizer");
+        let record = recorder().load(p.clone(), device).map_err(|e| err(&p, e))?;
+        self.optim = self.optim.load_record(record);
+        Ok(self)
+    }
+}

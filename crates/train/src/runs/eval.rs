@@ -1,0 +1,179 @@
+//! `eval`: a trained checkpoint on a dataset's evaluation split, single- or multi-view
+//! (`eval.crops` × `eval.clips`, view embeddings averaged before the classifier). The
+//! architecture and weights come from the checkpoint of the `train` run it needs; its own spec
+//! gives the data, `model.frames` and the views. With `reinit`, W is recomputed from its own
+//! `classifier` spec for its dataset's classes: a trained model evaluated zero-shot on other
+//! classes, as the paper does with its K400 model.
+
+use burn::module::Param;
+use burn::tensor::Tensor;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use t4v_clip::ClipModel;
+use t4v_core::{
+    Family, Job, ParamDef, ParamType, PluginInfo, Reporter, RunError, RunKind, RunSpec,
+    VideoEncoder,
+};
+
+use super::{Body, eval_split, fail, model_dir, on_backend, open_dataset, report_scores};
+use crate::classifier::CosineClassifier;
+use crate::encoder::ClipVideoEncoder;
+use crate::fit::{self, LoopState};
+use crate::init::classifier_weights;
+use crate::model::VideoClassifier;
+
+pub struct EvalRun;
+
+static EVAL: PluginInfo = PluginInfo {
+    name: "eval",
+    summary: "evaluate a train run's checkpoint, single- or multi-view (eval.crops × eval.clips)",
+    params: &[
+        ParamDef {
+            name: "checkpoint",
+            ty: ParamType::Str,
+            default: "\"best\"",
+            doc: "which checkpoint of the train run: best (by validation top-1) or last",
+        },
+        ParamDef {
+            name: "reinit",
+            ty: ParamType::Bool,
+            default: "false",
+            doc: "recompute W from this spec's classifier for this dataset's classes (cross-dataset zero-shot)",
+        },
+        ParamDef {
+            name: "batch",
+            ty: ParamType::Int,
+            default: "8",
+            doc: "videos per forward pass (each with crops × clips views)",
+        },
+    ],
+};
+
+impl RunKind for EvalRun {
+    fn info(&self) -> &'static PluginInfo {
+        &EVAL
+    }
+
+    fn uses(&self) -> &'static [Family] {
+        &[Family::Dataset]
+    }
+
+    fn needs(&self) -> &'static [&'static str] {
+        &["train"]
+    }
+
+    fn execute(&self, job: &Job, reporter: &mut Reporter) -> Result<(), RunError> {
+        on_backend(self, job, reporter)
+    }
+}
+
+impl Body for EvalRun {
+    fn run<B: AutodiffBackend>(
+        &self,
+        job: &Job,
+        reporter: &mut Reporter,
+        device: &B::Device,
+    ) -> Result<(), RunError> {
+        eval::<B::InnerBackend>(job, reporter, device)
+    }
+}
+
+fn eval<B: Backend>(
+    job: &Job,
+    reporter: &mut Reporter,
+    device: &B::Device,
+) -> Result<(), RunError> {
+    let spec = &job.spec;
+    let need = job
+        .needs
+        .get("train")
+        .ok_or_else(|| fail("needs a `train` run (needs: #{ train: ... })"))?;
+    let which = job.param_str("checkpoint")?;
+    if !["best", "last"].contains(&which) {
+        return Err(fail(format!(
+            "params.checkpoint `{which}`: expected best or last"
+        )));
+    }
+    let wanted = need.run_dir.join("checkpoint").join(which);
+    let dir = fit::existing(&wanted)
+        .ok_or_else(|| fail(format!("no checkpoint at {}", wanted.display())))?;
+    let trained: RunSpec = fit::read_json(&dir, "spec.json").map_err(fail)?;
+    let state: LoopState = fit::read_json(&dir, "state.json").map_err(fail)?;
+
+    // The architecture of the checkpoint, then its weights.
+    let (clip, _) =
+        ClipModel::<B>::load(&model_dir(&trained.model.backbone)?, device).map_err(fail)?;
+    let d = clip.embed_dim();
+    let encoder =
+        ClipVideoEncoder::new(clip, &trained.model.temporal_head, trained.seed).map_err(fail)?;
+    let skeleton = VideoClassifier {
+        encoder,
+        classifier: CosineClassifier::new(
+            Tensor::zeros(state.classifier_shape, device),
+            d,
+            trained.classifier.frozen,
+            Tensor::zeros([1], device),
+        ),
+    };
+    let mut model = fit::load_model(&dir, skeleton, device).map_err(fail)?;
+    reporter.log(format!(
+        "checkpoint {} (epoch {}, validation top-1 {:?})",
+        dir.display(),
+        state.epoch,
+        state.best_top1
+    ));
+
+    let dataset = open_dataset(spec)?;
+    let classes = dataset.class_names().to_vec();
+    if job.param("reinit")?.as_bool() == Some(true) {
+        let clip = match spec.classifier.init.as_str() {
+            "text" => {
+                Some(t4v_clip::Clip::<B>::load(&trained.model.backbone, device).map_err(fail)?)
+            }
+            _ => None,
+        };
+        let w = classifier_weights(spec, &classes, d, clip.as_ref(), None, device)?;
+        if w.dims()[1] != state.classifier_shape[1] {
+            return Err(fail(format!(
+                "params.reinit: classifier.init `{}` gives width {}, the checkpoint's classifier has {}",
+                spec.classifier.init,
+                w.dims()[1],
+                state.classifier_shape[1]
+            )));
+        }
+        model.classifier.weight = Param::from_tensor(w);
+    } else if classes.len() != state.classifier_shape[0] {
+        return Err(fail(format!(
+            "the checkpoint classifies {} classes, {} has {}; set params.reinit to evaluate on other classes",
+            state.classifier_shape[0],
+            spec.data.dataset,
+            classes.len()
+        )));
+    }
+
+    let split = eval_split(dataset.as_ref())?;
+    let videos = t4v_datasets::videos(dataset.as_ref(), &split).map_err(fail)?;
+    let source = t4v_datasets::source_of(dataset.as_ref(), videos).map_err(fail)?;
+    let mut view_spec = spec.clone();
+    view_spec.model.input_size = trained.model.input_size;
+    let batch = job.param_u64("batch")?.max(1) as usize;
+    let (scores, labels) = super::score_multi_view(
+        |x| model.encoder.forward(x),
+        &model.classifier,
+        source.as_ref(),
+        &view_spec,
+        batch,
+        device,
+        |done, n| reporter.progress(done as u64, n as u64),
+    )?;
+    report_scores(
+        reporter,
+        "test",
+        &scores,
+        &labels,
+        &classes,
+        dataset.metrics(),
+        &job.run_dir.join("per_class.csv"),
+    )?;
+    reporter.summary("test/views", (spec.eval.crops * spec.eval.clips) as f64);
+    Ok(())
+}

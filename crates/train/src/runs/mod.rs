@@ -1,0 +1,312 @@
+//! Run kinds of the video classifier, and what they share: opening the dataset of a spec,
+//! resolving the CLIP checkpoint, the cached features of needed runs, the loader settings of the
+//! reference, scoring videos, and the choice of backend and precision.
+
+mod eval;
+mod features;
+mod probe;
+mod train;
+mod zero_shot;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Tensor, TensorData};
+use t4v_core::plugin::Metric;
+use t4v_core::{DataOptions, Job, Reporter, RunError, RunSpec};
+use t4v_video::loader::{ClipSource, LoaderConfig, Mode, OnError, epoch, multi_view};
+
+pub use eval::EvalRun;
+pub use features::FeaturesRun;
+pub use probe::ProbeRun;
+pub use train::TrainRun;
+pub use zero_shot::ZeroShotRun;
+
+use crate::cache::{self, Features};
+use crate::classifier::CosineClassifier;
+use crate::metrics::{self, Accuracy};
+
+pub(crate) fn fail(e: impl std::fmt::Display) -> RunError {
+    RunError::Failed(e.to_string())
+}
+
+/// A run kind's body, generic over the backend (an autodiff backend; bodies that only infer use
+/// its inner backend).
+pub(crate) trait Body {
+    fn run<B: AutodiffBackend>(
+        &self,
+        job: &Job,
+        reporter: &mut Reporter,
+        device: &B::Device,
+    ) -> Result<(), RunError>;
+}
+
+/// Runs `body` on the backend of the sweep (`--backend`) at the spec's `model.precision`.
+pub(crate) fn on_backend(
+    body: &impl Body,
+    job: &Job,
+    reporter: &mut Reporter,
+) -> Result<(), RunError> {
+    use burn::backend::Autodiff;
+    let precision = job.spec.model.precision.as_str();
+    if !["f32", "bf16", "f16"].contains(&precision) {
+        return Err(fail(format!(
+            "model.precision `{precision}`: expected f32, bf16 or f16"
+        )));
+    }
+    match (job.backend.as_str(), precision) {
+        ("cpu", "f32") => {
+            body.run::<Autodiff<burn::backend::Flex>>(job, reporter, &Default::default())
+        }
+        ("cpu", p) => Err(fail(format!(
+            "model.precision `{p}`: the CPU backend computes in f32 only (bf16/f16 need --backend cuda)"
+        ))),
+        #[cfg(feature = "cuda")]
+        ("cuda", "f32") => {
+            body.run::<Autodiff<burn::backend::Cuda<f32>>>(job, reporter, &Default::default())
+        }
+        #[cfg(feature = "cuda")]
+        ("cuda", "bf16") => body.run::<Autodiff<burn::backend::Cuda<burn::tensor::bf16>>>(
+            job,
+            reporter,
+            &Default::default(),
+        ),
+        #[cfg(feature = "cuda")]
+        ("cuda", _) => body.run::<Autodiff<burn::backend::Cuda<burn::tensor::f16>>>(
+            job,
+            reporter,
+            &Default::default(),
+        ),
+        (b, _) => Err(fail(format!(
+            "backend `{b}` is not in this build (CUDA needs `--features cuda`)"
+        ))),
+    }
+}
+
+/// The models folder or hub id of a spec, resolved to a folder.
+pub(crate) fn model_dir(backbone: &str) -> Result<PathBuf, RunError> {
+    let files = t4v_clip::hub::resolve(backbone).map_err(fail)?;
+    Ok(files.dir().to_path_buf())
+}
+
+/// The dataset of a spec, from the user's data root (`T4V_DATA`, `T4V_DATA_<NAME>`).
+pub(crate) fn open_dataset(spec: &RunSpec) -> Result<Box<dyn t4v_core::Dataset>, RunError> {
+    let name = spec.data.dataset.as_str();
+    let plugin = t4v_datasets::DATASETS
+        .iter()
+        .find(|d| d.info().name == name)
+        .ok_or_else(|| fail(format!("no dataset plugin `{name}`")))?;
+    let root = if name == "synthetic" {
+        PathBuf::new()
+    } else {
+        let root = t4v_datasets::default_root(name, None).ok_or_else(|| {
+            fail(format!(
+                "where is dataset {name}? set T4V_DATA (or T4V_DATA_{})",
+                name.to_uppercase()
+            ))
+        })?;
+        if !root.exists() {
+            return Err(fail(format!(
+                "dataset {name} not found at {}",
+                root.display()
+            )));
+        }
+        root
+    };
+    let opts = DataOptions {
+        root,
+        split: spec.data.split,
+        ..Default::default()
+    };
+    plugin.open(&opts).map_err(fail)
+}
+
+/// The split a dataset is evaluated on: `val` (Kinetics, ActivityNet) or `test` (UCF, HMDB,
+/// synthetic).
+pub(crate) fn eval_split(dataset: &dyn t4v_core::Dataset) -> Result<String, RunError> {
+    let splits = dataset.splits();
+    ["val", "test"]
+        .into_iter()
+        .find(|s| splits.iter().any(|x| x == s))
+        .map(str::to_string)
+        .ok_or_else(|| fail(format!("the dataset has no val or test split ({splits:?})")))
+}
+
+/// BLAKE3 of the weights file, streamed: checkpoints run to gigabytes and need not sit in
+/// memory twice (the model loads them again).
+pub(crate) fn weights_hash(dir: &Path) -> Result<String, RunError> {
+    let p = dir.join("model.safetensors");
+    let io = |source| RunError::Io {
+        context: format!("reading {}", p.display()),
+        source,
+    };
+    let file = std::fs::File::open(&p).map_err(io)?;
+    let mut h = blake3::Hasher::new();
+    h.update_reader(file).map_err(io)?;
+    Ok(h.finalize().to_hex()[..24].to_string())
+}
+
+/// The cached features a needed run (`needs: #{ name: run }`) produced.
+pub(crate) fn needed_features(job: &Job, name: &str) -> Result<Features, RunError> {
+    let need = job.needs.get(name).ok_or_else(|| {
+        fail(format!(
+            "needs a `features` run as `{name}` (needs: #{{ {name}: ... }})"
+        ))
+    })?;
+    let path = need
+        .artefacts
+        .get("features")
+        .ok_or_else(|| fail(format!("run {} reported no `features` artefact", need.id)))?;
+    Ok(cache::load(path).map_err(fail)?.1)
+}
+
+/// Optional cached features: present when the spec names them.
+pub(crate) fn optional_features(job: &Job, name: &str) -> Result<Option<Features>, RunError> {
+    if job.needs.contains_key(name) {
+        needed_features(job, name).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// The reference's evaluation resize for an input side (256 for 224, 384 for 336).
+pub(crate) fn eval_resize(size: u32) -> u32 {
+    (size as f64 * 256.0 / 224.0).round() as u32
+}
+
+pub(crate) fn workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// Single-view evaluation loader settings.
+pub(crate) fn eval_loader(spec: &RunSpec, batch: usize) -> LoaderConfig {
+    let size = spec.model.input_size;
+    LoaderConfig {
+        batch,
+        frames: spec.model.frames as usize,
+        mode: Mode::Eval {
+            resize: eval_resize(size),
+            size,
+        },
+        workers: workers(),
+        prefetch: 2 * batch,
+        seed: spec.seed,
+        shuffle: false,
+        drop_last: false,
+        on_error: OnError::Fail,
+    }
+}
+
+/// Copies a tensor out as f32.
+pub(crate) fn to_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f32>, RunError> {
+    t.into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .map_err(|e| fail(format!("{e:?}")))
+}
+
+/// Evaluation scores `[N, C]` (100 · cos) of every video of `source`, single view, with labels.
+pub(crate) fn score_single_view<B: Backend>(
+    embed: impl Fn(Tensor<B, 5>) -> Tensor<B, 2>,
+    classifier: &CosineClassifier<B>,
+    source: Arc<dyn ClipSource>,
+    cfg: LoaderConfig,
+    device: &B::Device,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<(Vec<f32>, Vec<usize>), RunError> {
+    let n = source.len();
+    let (mut scores, mut labels) = (Vec::new(), Vec::new());
+    for b in epoch(source, cfg, 0) {
+        let b = b.map_err(fail)?;
+        let x = Tensor::<B, 5>::from_data(TensorData::new(b.pixels, b.shape), device);
+        scores.extend(to_vec(classifier.forward_eval(embed(x)))?);
+        labels.extend(b.labels);
+        progress(labels.len(), n);
+    }
+    Ok((scores, labels))
+}
+
+/// Multi-view scores: for each video, `clips × crops` views through the encoder, embeddings
+/// averaged before the cosine classifier (REFERENCE.md §2).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn score_multi_view<B: Backend>(
+    embed: impl Fn(Tensor<B, 5>) -> Tensor<B, 2>,
+    classifier: &CosineClassifier<B>,
+    source: &dyn ClipSource,
+    spec: &RunSpec,
+    batch: usize,
+    device: &B::Device,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<(Vec<f32>, Vec<usize>), RunError> {
+    let (t, size) = (spec.model.frames as usize, spec.model.input_size);
+    let (clips, crops) = (spec.eval.clips as usize, spec.eval.crops as usize);
+    let views = clips * crops;
+    let n = source.len();
+    let (mut scores, mut labels) = (Vec::new(), Vec::new());
+    let mut start = 0;
+    while start < n {
+        let idx: Vec<usize> = (start..(start + batch.max(1)).min(n)).collect();
+        let loaded: Vec<Result<Vec<Vec<f32>>, _>> = std::thread::scope(|s| {
+            let handles: Vec<_> = idx
+                .iter()
+                .map(|&i| {
+                    s.spawn(move || multi_view(source, i, t, clips, crops, eval_resize(size), size))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("loader thread"))
+                .collect()
+        });
+        let mut pixels = Vec::new();
+        for (r, &i) in loaded.into_iter().zip(&idx) {
+            for v in r.map_err(fail)? {
+                pixels.extend(v);
+            }
+            labels.push(source.label(i));
+        }
+        let b = idx.len();
+        let s = size as usize;
+        let x = Tensor::<B, 5>::from_data(TensorData::new(pixels, [b * views, t, 3, s, s]), device);
+        let e = embed(x);
+        let d = e.dims()[1];
+        let e = e.reshape([b, views, d]).mean_dim(1).reshape([b, d]);
+        scores.extend(to_vec(classifier.forward_eval(e))?);
+        start += b;
+        progress(start, n);
+    }
+    Ok((scores, labels))
+}
+
+/// Reports the test metrics of `scores` (and mAP when the dataset's protocol uses it) and
+/// writes the per-class artefact. Returns the accuracy.
+pub(crate) fn report_scores(
+    reporter: &mut Reporter,
+    split: &str,
+    scores: &[f32],
+    labels: &[usize],
+    classes: &[String],
+    dataset_metrics: &[Metric],
+    per_class_path: &Path,
+) -> Result<Accuracy, RunError> {
+    let c = classes.len();
+    let acc = metrics::accuracy(scores, c, labels);
+    reporter.summary(&format!("{split}/top1"), acc.top1);
+    reporter.summary(&format!("{split}/top5"), acc.top5);
+    reporter.summary(&format!("{split}/mean_class_acc"), acc.mean_class);
+    if dataset_metrics.contains(&Metric::MeanAp) {
+        // The reference's test_anet.py: softmax(100·cos) per video, then torchnet's mAPMeter on
+        // the softmax of that (a second softmax).
+        let p = metrics::softmax_rows(&metrics::softmax_rows(scores, c), c);
+        reporter.summary(&format!("{split}/mAP"), metrics::mean_ap(&p, c, labels));
+    }
+    metrics::write_per_class(per_class_path, classes, &acc).map_err(|source| RunError::Io {
+        context: format!("writing {}", per_class_path.display()),
+        source,
+    })?;
+    reporter.artefact("per_class", &per_class_path.to_string_lossy());
+    Ok(acc)
+}

@@ -1,0 +1,212 @@
+//! `probe`: the frozen encoder's cached frame features, and only what comes after them trained
+//! (temporal head, classifier projection, logit scale; W too when not frozen) with the
+//! reference's optimiser and schedule — seconds per run, for sweeping inits and seeds.
+
+use burn::module::AutodiffModule;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use t4v_core::{Family, Job, ParamDef, ParamType, PluginInfo, Reporter, RunError, RunKind};
+
+use super::{Body, fail, needed_features, on_backend, open_dataset, report_scores, to_vec};
+use crate::cache::Features;
+use crate::classifier::CosineClassifier;
+use crate::fit::Fitter;
+use crate::init::classifier_weights;
+use crate::metrics::accuracy;
+use crate::model::Probe;
+use crate::schedule::{Stepper, WarmupCosine};
+use crate::temporal::TemporalHead;
+
+pub struct ProbeRun;
+
+static PROBE: PluginInfo = PluginInfo {
+    name: "probe",
+    summary: "train only the temporal head / classifier on cached frozen features (needs: features = train, test = evaluation)",
+    params: &[ParamDef {
+        name: "logit_scale",
+        ty: ParamType::Float,
+        default: "100.0",
+        doc: "initial training temperature (OpenAI's CLIP checkpoints carry 100)",
+    }],
+};
+
+impl RunKind for ProbeRun {
+    fn info(&self) -> &'static PluginInfo {
+        &PROBE
+    }
+
+    fn uses(&self) -> &'static [Family] {
+        &[Family::Dataset, Family::ClassifierInit]
+    }
+
+    fn needs(&self) -> &'static [&'static str] {
+        &["features", "test"]
+    }
+
+    fn execute(&self, job: &Job, reporter: &mut Reporter) -> Result<(), RunError> {
+        on_backend(self, job, reporter)
+    }
+}
+
+impl Body for ProbeRun {
+    fn run<B: AutodiffBackend>(
+        &self,
+        job: &Job,
+        reporter: &mut Reporter,
+        device: &B::Device,
+    ) -> Result<(), RunError> {
+        probe::<B>(job, reporter, device)
+    }
+}
+
+/// Rows `idx` of cached features as a `[b, T, D]` tensor, with their labels.
+fn gather<B: Backend>(
+    f: &Features,
+    idx: &[usize],
+    device: &B::Device,
+) -> (Tensor<B, 3>, Vec<usize>) {
+    let [_, t, d] = f.shape;
+    let row = t * d;
+    let mut data = Vec::with_capacity(idx.len() * row);
+    for &i in idx {
+        data.extend_from_slice(&f.data[i * row..(i + 1) * row]);
+    }
+    let labels = idx.iter().map(|&i| f.labels[i]).collect();
+    (
+        Tensor::from_data(TensorData::new(data, [idx.len(), t, d]), device),
+        labels,
+    )
+}
+
+/// Evaluation scores of `model` on all of `f`, in batches.
+fn scores<B: Backend>(
+    model: &Probe<B>,
+    f: &Features,
+    batch: usize,
+    device: &B::Device,
+) -> Result<Vec<f32>, RunError> {
+    let n = f.shape[0];
+    let mut out = Vec::new();
+    for start in (0..n).step_by(batch.max(1)) {
+        let idx: Vec<usize> = (start..(start + batch).min(n)).collect();
+        let (x, _) = gather::<B>(f, &idx, device);
+        out.extend(to_vec(model.classifier.forward_eval(model.embed(x)))?);
+    }
+    Ok(out)
+}
+
+fn probe<B: AutodiffBackend>(
+    job: &Job,
+    reporter: &mut Reporter,
+    device: &B::Device,
+) -> Result<(), RunError> {
+    let spec = &job.spec;
+    let train = needed_features(job, "features")?;
+    let test = needed_features(job, "test")?;
+    let [n, t, d] = train.shape;
+    if test.shape[1..] != train.shape[1..] {
+        return Err(fail(format!(
+            "train features are [N, {t}, {d}] but test features are {:?}",
+            test.shape
+        )));
+    }
+    let dataset = open_dataset(spec)?;
+    let classes = dataset.class_names().to_vec();
+    let w = {
+        let inner = device;
+        let clip = match spec.classifier.init.as_str() {
+            "text" => Some(
+                t4v_clip::Clip::<B::InnerBackend>::load(&spec.model.backbone, inner)
+                    .map_err(fail)?,
+            ),
+            _ => None,
+        };
+        let w = classifier_weights::<B::InnerBackend>(
+            spec,
+            &classes,
+            d,
+            clip.as_ref(),
+            Some(&train),
+            inner,
+        )?;
+        Tensor::<B, 2>::from_data(w.into_data(), device)
+    };
+    let scale = job.param_f64("logit_scale")?;
+    let mut model = Probe {
+        head: TemporalHead::new(&spec.model.temporal_head, d, spec.seed, device).map_err(fail)?,
+        classifier: CosineClassifier::new(
+            w,
+            d,
+            spec.classifier.frozen,
+            Tensor::from_data(TensorData::new(vec![scale.ln() as f32], [1]), device),
+        ),
+    };
+    let batch = (spec.optim.batch_size as usize).max(1);
+    let iters = n.div_ceil(batch);
+    let mut fitter = Fitter::new(&spec.optim, 1, &model);
+    let epochs = spec.optim.epochs;
+    let mut stepper = Stepper::new(
+        WarmupCosine {
+            total_epochs: epochs as f64,
+            warmup_epochs: spec.optim.warmup_epochs as f64,
+            final_factor: 0.0,
+        },
+        iters,
+        spec.optim.lr_update_every as usize,
+    );
+    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let every = spec.eval.every.max(1);
+    let mut best: Option<f64> = None;
+    for e in 0..epochs {
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut rng = t4v_core::SplitMix64::new(spec.seed ^ (e as u64 + 1).wrapping_mul(0x9E37));
+        for i in (1..n).rev() {
+            order.swap(i, rng.below(i + 1));
+        }
+        let mut sum = 0.0;
+        for (i, idx) in order.chunks(batch).enumerate() {
+            let factor = stepper.at(e as usize, i);
+            let (x, labels) = gather::<B>(&train, idx, device);
+            let y = Tensor::<B, 1, Int>::from_data(
+                TensorData::new(labels.iter().map(|&l| l as i64).collect(), [labels.len()]),
+                device,
+            );
+            let logits = model.classifier.forward_train(model.embed(x));
+            let loss = loss_fn.forward(logits, y);
+            let value: f64 = loss.clone().into_scalar().elem();
+            if !value.is_finite() {
+                reporter.metric("train", "loss", e as u64 + 1, value);
+                return Err(fail(format!(
+                    "non-finite loss: train/loss = {value} at epoch {}, iteration {i}",
+                    e + 1
+                )));
+            }
+            sum += value;
+            model = fitter.backward(model, loss, factor, i + 1 == iters);
+        }
+        let epoch_no = e + 1;
+        reporter.metric("train", "loss", epoch_no as u64, sum / iters as f64);
+        if epoch_no.is_multiple_of(every) || epoch_no == epochs {
+            let s = scores::<B::InnerBackend>(&model.valid(), &test, batch, device)?;
+            let top1 = accuracy(&s, classes.len(), &test.labels).top1;
+            reporter.metric("val", "top1", epoch_no as u64, top1);
+            best = Some(best.map_or(top1, |b: f64| b.max(top1)));
+        }
+        reporter.progress(epoch_no as u64, epochs as u64);
+    }
+    let s = scores::<B::InnerBackend>(&model.valid(), &test, batch, device)?;
+    report_scores(
+        reporter,
+        "test",
+        &s,
+        &test.labels,
+        &classes,
+        dataset.metrics(),
+        &job.run_dir.join("per_class.csv"),
+    )?;
+    if let Some(b) = best {
+        reporter.summary("best/top1", b);
+    }
+    Ok(())
+}

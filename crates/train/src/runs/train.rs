@@ -1,0 +1,341 @@
+//! `train`: the paper's recipe end to end — CLIP frames → temporal head → cosine classifier
+//! with W from the spec's init, cross-entropy, AdamW on two groups, warm-up + cosine schedule,
+//! gradient accumulation to the global batch, validation every `eval.every` epochs, checkpoints
+//! `last` (with the optimiser) and `best` (by validation top-1), and resumption from `last` when
+//! a run is attempted again.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use burn::module::AutodiffModule;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use serde_json::json;
+use t4v_clip::ClipModel;
+use t4v_core::{
+    Family, Job, ParamDef, ParamType, PluginInfo, Reporter, RunError, RunKind, RunSpec,
+    VideoEncoder,
+};
+use t4v_video::Video;
+use t4v_video::augment::TrainAugment;
+use t4v_video::loader::{LoaderConfig, Mode, OnError, epoch};
+
+use super::{
+    Body, eval_loader, eval_split, fail, model_dir, on_backend, open_dataset, optional_features,
+    report_scores, score_single_view, workers,
+};
+use crate::classifier::CosineClassifier;
+use crate::encoder::ClipVideoEncoder;
+use crate::fit::{self, Fitter, LoopState};
+use crate::init::classifier_weights;
+use crate::model::VideoClassifier;
+use crate::schedule::{Stepper, WarmupCosine};
+
+pub struct TrainRun;
+
+static TRAIN: PluginInfo = PluginInfo {
+    name: "train",
+    summary: "train the video classifier with the reference recipe (general or few-shot), checkpointed and resumable",
+    params: &[
+        ParamDef {
+            name: "micro_batch",
+            ty: ParamType::Int,
+            default: "32",
+            doc: "clips per forward pass; optim.batch_size is reached by gradient accumulation",
+        },
+        ParamDef {
+            name: "eval_batch",
+            ty: ParamType::Int,
+            default: "32",
+            doc: "clips per forward pass when validating",
+        },
+    ],
+};
+
+impl RunKind for TrainRun {
+    fn info(&self) -> &'static PluginInfo {
+        &TRAIN
+    }
+
+    fn uses(&self) -> &'static [Family] {
+        &[Family::Dataset, Family::ClassifierInit, Family::Encoder]
+    }
+
+    fn needs(&self) -> &'static [&'static str] {
+        &["features"]
+    }
+
+    fn execute(&self, job: &Job, reporter: &mut Reporter) -> Result<(), RunError> {
+        on_backend(self, job, reporter)
+    }
+}
+
+impl Body for TrainRun {
+    fn run<B: AutodiffBackend>(
+        &self,
+        job: &Job,
+        reporter: &mut Reporter,
+        device: &B::Device,
+    ) -> Result<(), RunError> {
+        train::<B>(job, reporter, device)
+    }
+}
+
+/// The training videos of a spec's protocol: the whole split (`general`), or K per class
+/// repeated ⌊N / (K·C)⌋ times so an epoch has about the full split's length (`few-shot`, as the
+/// reference does).
+fn training_videos(
+    spec: &RunSpec,
+    dataset: &dyn t4v_core::Dataset,
+) -> Result<Vec<Video>, RunError> {
+    let all = t4v_datasets::videos(dataset, "train").map_err(fail)?;
+    match (spec.data.protocol.as_str(), spec.data.shots) {
+        ("general", 0) => Ok(all),
+        ("general" | "few-shot", k) if k > 0 => {
+            let c = dataset.class_names().len();
+            let subset = t4v_video::protocol::few_shot(&all, c, k as usize, spec.seed as u32)
+                .map_err(fail)?;
+            let repeat = (all.len() / subset.len().max(1)).max(1);
+            Ok((0..repeat).flat_map(|_| subset.iter().cloned()).collect())
+        }
+        ("few-shot", _) => Err(fail("data.protocol `few-shot` needs data.shots > 0")),
+        (p, _) => Err(fail(format!(
+            "data.protocol `{p}`: train runs are `general` or `few-shot` (zero-shot runs are `zero-shot` or `eval`)"
+        ))),
+    }
+}
+
+/// Builds the classifier of a spec: the CLIP image tower, the temporal head, and W from the init.
+pub(crate) fn build<B: Backend>(
+    spec: &RunSpec,
+    classes: &[String],
+    features: Option<&crate::cache::Features>,
+    device: &B::Device,
+) -> Result<VideoClassifier<B>, RunError> {
+    let size = spec.model.input_size as usize;
+    let check = |config: &t4v_clip::ClipConfig| {
+        let side = config.vision_config.image_size;
+        if side == size {
+            Ok(())
+        } else {
+            Err(fail(format!(
+                "model.input_size is {size} but {} takes {side}×{side} images",
+                spec.model.backbone
+            )))
+        }
+    };
+    let (clip, w) = if spec.classifier.init == "text" {
+        let clip = t4v_clip::Clip::<B>::load(&spec.model.backbone, device).map_err(fail)?;
+        check(&clip.config)?;
+        let d = clip.model.embed_dim();
+        let w = classifier_weights(spec, classes, d, Some(&clip), features, device)?;
+        (clip.model, w)
+    } else {
+        let (clip, config) =
+            ClipModel::<B>::load(&model_dir(&spec.model.backbone)?, device).map_err(fail)?;
+        check(&config)?;
+        let d = clip.embed_dim();
+        let w = classifier_weights(spec, classes, d, None, features, device)?;
+        (clip, w)
+    };
+    let d = clip.embed_dim();
+    let logit_scale = clip.logit_scale.val();
+    let encoder =
+        ClipVideoEncoder::new(clip, &spec.model.temporal_head, spec.seed).map_err(fail)?;
+    Ok(VideoClassifier {
+        classifier: CosineClassifier::new(w, d, spec.classifier.frozen, logit_scale),
+        encoder,
+    })
+}
+
+fn train<B: AutodiffBackend>(
+    job: &Job,
+    reporter: &mut Reporter,
+    device: &B::Device,
+) -> Result<(), RunError> {
+    let spec = &job.spec;
+    let dataset = open_dataset(spec)?;
+    let classes = dataset.class_names().to_vec();
+    let micro = job.param_u64("micro_batch")? as usize;
+    let eval_batch = job.param_u64("eval_batch")?.max(1) as usize;
+    let global = spec.optim.batch_size as usize;
+    if micro == 0 || global == 0 || !global.is_multiple_of(micro) {
+        return Err(fail(format!(
+            "optim.batch_size {global} is not a positive multiple of params.micro_batch {micro}"
+        )));
+    }
+    let accumulation = global / micro;
+    let train_videos = training_videos(spec, dataset.as_ref())?;
+    let iters = train_videos.len() / micro;
+    if iters == 0 {
+        return Err(fail(format!(
+            "{} training videos do not make one micro-batch of {micro}",
+            train_videos.len()
+        )));
+    }
+    let val_split = eval_split(dataset.as_ref())?;
+    let val_videos = t4v_datasets::videos(dataset.as_ref(), &val_split).map_err(fail)?;
+    let train_source = t4v_datasets::source_of(dataset.as_ref(), train_videos).map_err(fail)?;
+    let val_source = t4v_datasets::source_of(dataset.as_ref(), val_videos).map_err(fail)?;
+
+    let ckpt = job.run_dir.join("checkpoint");
+    let (last_dir, best_dir) = (ckpt.join("last"), ckpt.join("best"));
+    let features = optional_features(job, "features")?;
+    let mut model = build::<B>(spec, &classes, features.as_ref(), device)?;
+    let mut state = LoopState {
+        classifier_shape: model.classifier.weight.dims(),
+        ..Default::default()
+    };
+    let mut fitter;
+    if let Some(dir) = fit::existing(&last_dir) {
+        model = fit::load_model(&dir, model, device).map_err(fail)?;
+        state = fit::read_json(&dir, "state.json").map_err(fail)?;
+        fitter = Fitter::new(&spec.optim, accumulation, &model)
+            .load(&dir, device)
+            .map_err(fail)?;
+        reporter.log(format!(
+            "resuming from the checkpoint after epoch {} (attempt {})",
+            state.epoch, job.attempt
+        ));
+    } else {
+        fitter = Fitter::new(&spec.optim, accumulation, &model);
+    }
+
+    let size = spec.model.input_size;
+    let train_cfg = LoaderConfig {
+        batch: micro,
+        frames: spec.model.frames as usize,
+        mode: Mode::Train(TrainAugment {
+            resize: super::eval_resize(size),
+            size,
+            ..Default::default()
+        }),
+        workers: workers(),
+        prefetch: 2 * micro,
+        seed: spec.seed,
+        shuffle: true,
+        drop_last: true,
+        on_error: OnError::Fail,
+    };
+    let epochs = spec.optim.epochs;
+    let mut stepper = Stepper::new(
+        WarmupCosine {
+            total_epochs: epochs as f64,
+            warmup_epochs: spec.optim.warmup_epochs as f64,
+            final_factor: 0.0,
+        },
+        iters,
+        spec.optim.lr_update_every as usize,
+    );
+    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let total = (epochs as usize * iters) as u64;
+    let every = spec.eval.every.max(1);
+    for e in state.epoch..epochs {
+        let (mut sum, mut count) = (0.0f64, 0usize);
+        let mut factor = 0.0;
+        for (i, b) in epoch(Arc::clone(&train_source), train_cfg.clone(), e as u64).enumerate() {
+            let b = b.map_err(fail)?;
+            factor = stepper.at(e as usize, i);
+            let x = Tensor::<B, 5>::from_data(TensorData::new(b.pixels, b.shape), device);
+            let y = Tensor::<B, 1, Int>::from_data(
+                TensorData::new(
+                    b.labels.iter().map(|&l| l as i64).collect(),
+                    [b.labels.len()],
+                ),
+                device,
+            );
+            let loss = loss_fn.forward(model.forward_train(x), y);
+            let value: f64 = loss.clone().into_scalar().elem();
+            if !value.is_finite() {
+                reporter.metric("train", "loss", e as u64 + 1, value);
+                return Err(fail(format!(
+                    "non-finite loss: train/loss = {value} at epoch {}, iteration {i}",
+                    e + 1
+                )));
+            }
+            sum += value;
+            count += 1;
+            model = fitter.backward(model, loss, factor, i + 1 == iters);
+            reporter.progress((e as usize * iters + i + 1) as u64, total);
+        }
+        let epoch_no = e + 1;
+        reporter.metric("train", "loss", epoch_no as u64, sum / count.max(1) as f64);
+        reporter.metric("train", "lr", epoch_no as u64, spec.optim.lr * factor);
+        state.epoch = epoch_no;
+        if epoch_no.is_multiple_of(every) || epoch_no == epochs {
+            let acc = validate::<B::InnerBackend>(
+                &model.valid(),
+                Arc::clone(&val_source),
+                eval_loader(spec, eval_batch),
+                device,
+                reporter,
+                &classes,
+                dataset.metrics(),
+                &job.run_dir.join("per_class.csv"),
+            )?;
+            reporter.metric("val", "top1", epoch_no as u64, acc);
+            if state.best_top1.is_none_or(|b| acc > b) {
+                state.best_top1 = Some(acc);
+                state.best_epoch = Some(epoch_no);
+                save(&best_dir, &model, spec, &state, None)?;
+            }
+        }
+        save(&last_dir, &model, spec, &state, Some(&fitter))?;
+    }
+    reporter.artefact("checkpoint", &best_dir.to_string_lossy());
+    reporter.artefact("last", &last_dir.to_string_lossy());
+    if let (Some(b), Some(e)) = (state.best_top1, state.best_epoch) {
+        reporter.summary("best/top1", b);
+        reporter.summary("best/epoch", e as f64);
+    }
+    Ok(())
+}
+
+fn save<B: AutodiffBackend>(
+    dir: &Path,
+    model: &VideoClassifier<B>,
+    spec: &RunSpec,
+    state: &LoopState,
+    fitter: Option<&Fitter<B, VideoClassifier<B>>>,
+) -> Result<(), RunError> {
+    fit::save_model(
+        dir,
+        model,
+        &[
+            (
+                "spec.json",
+                serde_json::to_value(spec).expect("specs serialise"),
+            ),
+            ("state.json", json!(state)),
+        ],
+        fitter,
+    )
+    .map_err(fail)
+}
+
+/// Single-view validation: reports `val/*` summaries and the per-class artefact; returns top-1.
+#[allow(clippy::too_many_arguments)]
+fn validate<B: Backend>(
+    model: &VideoClassifier<B>,
+    source: Arc<dyn t4v_video::loader::ClipSource>,
+    cfg: LoaderConfig,
+    device: &B::Device,
+    reporter: &mut Reporter,
+    classes: &[String],
+    metrics: &[t4v_core::plugin::Metric],
+    per_class: &Path,
+) -> Result<f64, RunError> {
+    let (scores, labels) = score_single_view(
+        |x| model.encoder.forward(x),
+        &model.classifier,
+        source,
+        cfg,
+        device,
+        |_, _| {},
+    )?;
+    let acc = report_scores(
+        reporter, "val", &scores, &labels, classes, metrics, per_class,
+    )?;
+    Ok(acc.top1)
+}

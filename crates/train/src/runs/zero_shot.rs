@@ -1,0 +1,116 @@
+//! `zero-shot`: classify cached frozen features against class-name embeddings, with no
+//! training (the video embedding is the mean of the frame features). Reports top-1 / top-5 /
+//! mean class accuracy over all classes and, with `half_class_draws`, the half-class protocol
+//! (classes of draw s = numpy's `seed(s); permutation(C)[:C/2]`) as mean ± std of top-1.
+
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use t4v_core::{Family, Job, ParamDef, ParamType, PluginInfo, Reporter, RunError, RunKind};
+
+use super::{Body, fail, needed_features, on_backend, open_dataset, report_scores, to_vec};
+use crate::classifier::CosineClassifier;
+use crate::init::{classifier_weights, video_features};
+use crate::metrics::accuracy;
+
+pub struct ZeroShotRun;
+
+static ZERO_SHOT: PluginInfo = PluginInfo {
+    name: "zero-shot",
+    summary: "zero-shot evaluation of cached features against class-name text embeddings (full and half-class)",
+    params: &[ParamDef {
+        name: "half_class_draws",
+        ty: ParamType::Int,
+        default: "0",
+        doc: "draws of the half-class protocol (10 in the paper; 0 = full classes only)",
+    }],
+};
+
+impl RunKind for ZeroShotRun {
+    fn info(&self) -> &'static PluginInfo {
+        &ZERO_SHOT
+    }
+
+    fn uses(&self) -> &'static [Family] {
+        &[Family::Dataset, Family::ClassifierInit]
+    }
+
+    fn needs(&self) -> &'static [&'static str] {
+        &["features"]
+    }
+
+    fn execute(&self, job: &Job, reporter: &mut Reporter) -> Result<(), RunError> {
+        on_backend(self, job, reporter)
+    }
+}
+
+impl Body for ZeroShotRun {
+    fn run<B: AutodiffBackend>(
+        &self,
+        job: &Job,
+        reporter: &mut Reporter,
+        device: &B::Device,
+    ) -> Result<(), RunError> {
+        zero_shot::<B::InnerBackend>(job, reporter, device)
+    }
+}
+
+fn zero_shot<B: Backend>(
+    job: &Job,
+    reporter: &mut Reporter,
+    device: &B::Device,
+) -> Result<(), RunError> {
+    let spec = &job.spec;
+    let cached = needed_features(job, "features")?;
+    let d = cached.shape[2];
+    let dataset = open_dataset(spec)?;
+    let classes = dataset.class_names().to_vec();
+    let clip = match spec.classifier.init.as_str() {
+        "text" => Some(t4v_clip::Clip::<B>::load(&spec.model.backbone, device).map_err(fail)?),
+        _ => None,
+    };
+    let w = classifier_weights(spec, &classes, d, clip.as_ref(), None, device)?;
+    let (v, labels) = video_features::<B>(&cached, device);
+    // The evaluation logits of the cosine classifier (100 · cos); no training, so no scale.
+    let classifier = CosineClassifier::new(w, d, true, burn::tensor::Tensor::zeros([1], device));
+    if classifier.projection.is_some() {
+        return Err(fail(format!(
+            "classifier.init `{}` gives class embeddings of another width than the video \
+             features ({d}); zero-shot needs a shared space (use `text`)",
+            spec.classifier.init
+        )));
+    }
+    let scores = to_vec(classifier.forward_eval(v))?;
+    report_scores(
+        reporter,
+        "test",
+        &scores,
+        &labels,
+        &classes,
+        dataset.metrics(),
+        &job.run_dir.join("per_class.csv"),
+    )?;
+    let c = classes.len();
+    let draws = job.param_u64("half_class_draws")? as u32;
+    if draws > 0 {
+        let mut accs = Vec::new();
+        for s in 0..draws {
+            let keep = t4v_video::protocol::half_classes(c, s);
+            let index: std::collections::HashMap<usize, usize> =
+                keep.iter().enumerate().map(|(i, k)| (*k, i)).collect();
+            let (mut sub, mut sub_labels) = (Vec::new(), Vec::new());
+            for (i, &l) in labels.iter().enumerate() {
+                if let Some(&nl) = index.get(&l) {
+                    sub.extend(keep.iter().map(|&k| scores[i * c + k]));
+                    sub_labels.push(nl);
+                }
+            }
+            let a = accuracy(&sub, keep.len(), &sub_labels).top1;
+            reporter.metric("half", "top1", s as u64, a);
+            accs.push(a);
+        }
+        let mean = accs.iter().sum::<f64>() / accs.len() as f64;
+        let std = (accs.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / accs.len() as f64).sqrt();
+        reporter.summary("half/top1_mean", mean);
+        reporter.summary("half/top1_std", std);
+    }
+    Ok(())
+}

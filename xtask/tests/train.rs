@@ -1,0 +1,314 @@
+//! The video classifier trained, evaluated, resumed and probed through sweeps, on the synthetic
+//! world with a tiny full-vocabulary CLIP (tests/common). Everything is seeded, so the figures
+//! asserted here are reproducible; the thresholds still leave wide margins.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+mod common;
+use common::model_dir;
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    model: PathBuf,
+}
+
+impl Env {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let model = model_dir(&dir);
+        Self {
+            _tmp: tmp,
+            dir,
+            model,
+        }
+    }
+
+    fn results(&self) -> PathBuf {
+        self.dir.join("results")
+    }
+
+    /// A script whose `BASE` stands for a spec map of the synthetic world and tiny model.
+    fn script(&self, name: &str, body: &str) -> PathBuf {
+        let base = format!(
+            r#"#{{ model: #{{ backbone: "{}", frames: 4, input_size: 32 }}, data: #{{ dataset: "synthetic" }} }}"#,
+            self.model.display()
+        );
+        let p = self.dir.join(name);
+        std::fs::write(&p, body.replace("BASE", &base)).unwrap();
+        p
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        c.arg("--results")
+            .arg(self.results())
+            .args(args)
+            .env("RUST_BACKTRACE", "0");
+        c
+    }
+
+    fn sweep(&self, script: &Path) -> String {
+        let o = self
+            .cmd(&["sweep", script.to_str().unwrap()])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    }
+
+    fn runs(&self) -> Vec<Value> {
+        let o = self.cmd(&["runs", "--json"]).output().unwrap();
+        serde_json::from_slice::<Value>(&o.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// `(steps, values)` of one metric series of a run.
+    fn series(&self, id: &str, split: &str, name: &str) -> (Vec<u64>, Vec<f64>) {
+        let o = self.cmd(&["show", id, "--json"]).output().unwrap();
+        let show: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let s = show["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["split"] == split && s["name"] == name)
+            .unwrap_or_else(|| panic!("no series {split}/{name} in {show}"))
+            .clone();
+        let steps = s["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        let values = s["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        (steps, values)
+    }
+}
+
+fn by_kind<'a>(runs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    runs.iter().filter(|r| r["kind"] == kind).collect()
+}
+
+fn metric(r: &Value, name: &str) -> f64 {
+    r["metrics"][name]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no metric {name}: {r}"))
+}
+
+const CHANCE: f64 = 100.0 / 48.0;
+
+#[test]
+fn train_learns_and_its_checkpoints_evaluate_single_and_multi_view() {
+    let env = Env::new();
+    let script = env.script(
+        "t.rhai",
+        r#"let s = sweep("t");
+        let t = BASE; t.kind = "train"; t.classifier = #{ init: "random" };
+        t.optim = #{ lr: 3e-3, clip_ratio: 1.0, epochs: 3, warmup_epochs: 1, batch_size: 32 };
+        t.params = #{ micro_batch: 16 };
+        let trained = s.add(t);
+        let e = BASE; e.kind = "eval"; e.needs = #{ train: trained };
+        e.params = #{ checkpoint: "last" };
+        s.add(e);
+        // `eval` is a Rhai keyword: the field is set with index syntax.
+        let m = e; m["eval"] = #{ crops: 3, clips: 2 }; m.params = #{ checkpoint: "best" };
+        s.add(m);"#,
+    );
+    let out = env.sweep(&script);
+    assert!(out.contains("3 succeeded, 0 failed"), "{out}");
+    let runs = env.runs();
+    let train = by_kind(&runs, "train")[0];
+    let id = train["id"].as_str().unwrap();
+    let (steps, loss) = env.series(id, "train", "loss");
+    assert_eq!(steps, [1, 2, 3]);
+    assert!(loss[2] < 0.8 * loss[0], "loss does not decrease: {loss:?}");
+    let (_, top1) = env.series(id, "val", "top1");
+    assert!(
+        metric(train, "best/top1") > 2.0 * CHANCE,
+        "top-1 {top1:?} not above chance ({CHANCE:.2} %)"
+    );
+    // The learning rate follows warm-up then cosine: highest after warm-up, ~0 at the end.
+    let (_, lr) = env.series(id, "train", "lr");
+    assert!(lr[0] > lr[1] && lr[1] > lr[2] && lr[2] < 1e-4, "{lr:?}");
+
+    let run_dir = env.results().join("runs").join(id);
+    for f in [
+        "last/model.mpk",
+        "last/optimizer.mpk",
+        "best/model.mpk",
+        "best/state.json",
+    ] {
+        assert!(run_dir.join("checkpoint").join(f).exists(), "{f}");
+    }
+    let per_class =
+        std::fs::read_to_string(train["artefacts"]["per_class"].as_str().unwrap()).unwrap();
+    assert_eq!(per_class.lines().count(), 49, "{per_class}");
+    assert!(per_class.starts_with("class,name,videos,correct,top1\n0,a red circle moving left,8,"));
+
+    // Single-view evaluation of the last checkpoint reproduces the last validation.
+    let evals = by_kind(&runs, "eval");
+    let single = evals
+        .iter()
+        .find(|r| r["spec"]["params"]["checkpoint"] == "last")
+        .unwrap();
+    assert_eq!(metric(single, "test/top1"), *top1.last().unwrap());
+    assert_eq!(metric(single, "test/views"), 1.0);
+    let multi = evals
+        .iter()
+        .find(|r| r["spec"]["eval"]["crops"] == 3)
+        .unwrap();
+    assert_eq!(metric(multi, "test/views"), 6.0);
+    let t1 = metric(multi, "test/top1");
+    assert!(t1 > CHANCE && t1 <= metric(multi, "test/top5"), "{multi}");
+}
+
+#[test]
+fn a_re_attempted_train_run_resumes_from_its_checkpoint() {
+    let env = Env::new();
+    let script = env.script(
+        "r.rhai",
+        r#"let s = sweep("r");
+        let t = BASE; t.kind = "train";
+        t.optim = #{ lr: 1e-3, epochs: 3, warmup_epochs: 1, batch_size: 32 };
+        s.add(t);"#,
+    );
+    let mut child = env
+        .cmd(&["sweep", script.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill the coordinator (its worker dies with it) once epoch 1 is checkpointed.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let state = loop {
+        let found = std::fs::read_dir(env.results().join("runs"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path().join("checkpoint/last/state.json"))
+            .filter(|p| p.exists());
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "no checkpoint was written");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    unsafe { libc_kill(child.id() as i32, 9) };
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let at_kill = saved["epoch"].as_u64().unwrap();
+    assert!((1..3).contains(&at_kill), "{saved}");
+
+    let out = env.sweep(&script);
+    assert!(out.contains("1 succeeded, 0 failed"), "{out}");
+    let runs = env.runs();
+    let r = &runs[0];
+    let attempts = r["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{r}");
+    assert_eq!(attempts[0]["outcome"], "interrupted");
+    let log = std::fs::read_to_string(
+        env.results()
+            .join("runs")
+            .join(r["id"].as_str().unwrap())
+            .join("attempt-2.stderr.log"),
+    )
+    .unwrap();
+    assert!(
+        log.contains(&format!(
+            "resuming from the checkpoint after epoch {at_kill} (attempt 2)"
+        )),
+        "{log}"
+    );
+    let (steps, _) = env.series(r["id"].as_str().unwrap(), "train", "loss");
+    assert_eq!(steps, [1, 2, 3], "every epoch once");
+    let done: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(done["epoch"], 3);
+}
+
+#[test]
+fn probes_over_inits_share_one_features_run_and_nan_stops_a_run() {
+    let env = Env::new();
+    let bert = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/bert/fixtures/tiny-bert");
+    let script = env.script(
+        "p.rhai",
+        &r#"let s = sweep("p");
+        s.seeds([1, 2]);
+        let f = BASE; f.kind = "features"; f.params = #{ split: "train", per_class: 4 };
+        let train = s.add(f);
+        let g = BASE; g.kind = "features"; g.params = #{ split: "test" };
+        let test = s.add(g);
+        let p = BASE; p.kind = "probe"; p.needs = #{ features: train, test: test };
+        p.optim = #{ epochs: 6, warmup_epochs: 1, lr: 1e-2, batch_size: 32 };
+        p.classifier = #{ text_model: "BERT" };
+        s.add(grid(p, #{ "classifier.init": ["random", "lda", "class-mean", "text", "text-bert"] }));
+        let t = BASE; t.kind = "train"; t.needs = #{ features: train };
+        t.classifier = #{ init: "lda", shrinkage: 0.5 };
+        t.optim = #{ epochs: 1, warmup_epochs: 0, batch_size: 32 };
+        s.add(t);
+        let bad = t; bad.optim = #{ lr: 1e9, epochs: 2, warmup_epochs: 0, batch_size: 32 };
+        bad.classifier = #{ init: "random" }; bad.needs = #{};
+        s.add(bad);"#
+            .replace("BERT", &bert.display().to_string()),
+    );
+    let out = env.sweep(&script);
+    // 2 seeds × (2 features + 5 probes + 2 trains): the NaN runs fail.
+    assert!(out.contains("16 succeeded, 2 failed"), "{out}");
+    let runs = env.runs();
+    let features = by_kind(&runs, "features");
+    assert_eq!(
+        features.len(),
+        4,
+        "one train and one test features run per seed"
+    );
+    for f in &features {
+        assert_eq!(f["attempts"].as_array().unwrap().len(), 1);
+    }
+    for p in by_kind(&runs, "probe") {
+        let t1 = metric(p, "test/top1");
+        assert!((0.0..=100.0).contains(&t1), "{p}");
+    }
+    // Probes whose W comes from visual statistics start far better than a random W.
+    let probe = |init: &str, seed: u64| {
+        runs.iter()
+            .find(|r| {
+                r["kind"] == "probe"
+                    && r["spec"]["seed"] == seed
+                    && r["spec"]["classifier"]["init"] == init
+            })
+            .unwrap()
+    };
+    for seed in [1, 2] {
+        assert!(metric(probe("lda", seed), "test/top1") > CHANCE);
+        assert_eq!(
+            probe("text-bert", seed)["status"],
+            "done",
+            "text-bert through a projection"
+        );
+    }
+    let trains = by_kind(&runs, "train");
+    let failed: Vec<_> = trains.iter().filter(|r| r["status"] == "failed").collect();
+    assert_eq!(failed.len(), 2);
+    for r in failed {
+        let reason = r["attempts"][0]["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("non-finite loss: train/loss = "),
+            "{reason}"
+        );
+    }
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
