@@ -4,8 +4,15 @@
 //!   that holds it, and `runs --json` over it (the command as a user runs it).
 //! - `clip`: the CLIP image tower (ViT-B/32 shapes, random weights, batch 8, 224²) on each CPU
 //!   backend of the build, against PyTorch on the same machine and thread count.
+//! - `data`: training clips from JPEG folders against a PIL pipeline.
+//! - `lda`: the LDA init's fit at K400 scale (N = 24,000, D = 512, C = 400) against
+//!   scikit-learn on the same data.
+//! - `probe`: a sweep of `probe` runs (6 inits × 3 seeds) on cached synthetic features, through
+//!   the command line as a user runs it.
 
 use std::time::Instant;
+
+use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 use burn::tensor::{Distribution, Tensor, backend::Backend};
@@ -14,7 +21,7 @@ use t4v_core::Registry;
 use t4v_store::Store;
 use t4v_sweep::Plan;
 
-pub const NAMES: &[&str] = &["engine", "clip", "data"];
+pub const NAMES: &[&str] = &["engine", "clip", "data", "lda", "probe"];
 
 pub fn run(name: Option<&str>, runs: usize, registry: &Registry) -> Result<()> {
     if name.is_none_or(|n| n == "engine") {
@@ -25,6 +32,12 @@ pub fn run(name: Option<&str>, runs: usize, registry: &Registry) -> Result<()> {
     }
     if name.is_none_or(|n| n == "data") {
         data()?;
+    }
+    if name.is_none_or(|n| n == "lda") {
+        lda()?;
+    }
+    if name.is_none_or(|n| n == "probe") {
+        probe()?;
     }
     Ok(())
 }
@@ -318,6 +331,233 @@ fn data() -> Result<()> {
             );
         }
         None => println!("  t4v loader: {ours:.1} clips/s"),
+    }
+    Ok(())
+}
+
+/// The LDA init at the paper's scale: 60 videos × 400 classes of 512-d features (seeded
+/// Gaussian clusters), shrinkage 0.1, against scikit-learn fitting the same data.
+fn lda() -> Result<()> {
+    let n_class: usize = env_number("T4V_BENCH_LDA_CLASSES", 400);
+    let per: usize = 60;
+    let d: usize = env_number("T4V_BENCH_LDA_DIM", 512);
+    let n = n_class * per;
+    let mut rng = t4v_core::SplitMix64::new(7);
+    let centres: Vec<f64> = (0..n_class * d).map(|_| 0.5 * rng.normal()).collect();
+    let mut x = nalgebra::DMatrix::<f64>::zeros(n, d);
+    let mut labels = Vec::with_capacity(n);
+    for i in 0..n {
+        let c = i / per;
+        for j in 0..d {
+            x[(i, j)] = centres[c * d + j] + rng.normal();
+        }
+        labels.push(c);
+    }
+    let repeats: usize = env_number("T4V_BENCH_ITERS", 3);
+    println!("LDA fit (lsqr, shrinkage 0.1), N = {n}, D = {d}, C = {n_class}, best of {repeats}:");
+    let mut ours = f64::INFINITY;
+    let mut fit = None;
+    for _ in 0..repeats {
+        let t = Instant::now();
+        fit = Some(t4v_inits::lda::fit(&x, &labels, n_class, Some(0.1))?);
+        ours = ours.min(t.elapsed().as_secs_f64());
+    }
+    let fit = fit.expect("one repeat");
+    let tmp = tempfile::tempdir()?;
+    let (fx, fl, fc) = (
+        tmp.path().join("x.f64"),
+        tmp.path().join("y.i64"),
+        tmp.path().join("coef.f64"),
+    );
+    let mut bytes = Vec::with_capacity(n * d * 8);
+    for i in 0..n {
+        for j in 0..d {
+            bytes.extend(x[(i, j)].to_le_bytes());
+        }
+    }
+    std::fs::write(&fx, bytes)?;
+    std::fs::write(
+        &fl,
+        labels
+            .iter()
+            .flat_map(|&l| (l as i64).to_le_bytes())
+            .collect::<Vec<u8>>(),
+    )?;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/lda_sklearn.py");
+    let mut cmd = std::process::Command::new(python());
+    cmd.env_remove("OPENBLAS_CORETYPE")
+        .env_remove("OPENBLAS_L2_SIZE")
+        .arg(script)
+        .args([&fx, &fl])
+        .args([
+            n.to_string(),
+            d.to_string(),
+            "0.1".into(),
+            repeats.to_string(),
+        ])
+        .arg(&fc);
+    match peer(&mut cmd, "scikit-learn")? {
+        Some(v) => {
+            let theirs = v["seconds"].as_f64().context("seconds")?;
+            let coef: Vec<f64> = std::fs::read(&fc)?
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect();
+            let scale = coef.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            let diff = (0..n_class * d)
+                .map(|k| (fit.coef[(k / d, k % d)] - coef[k]).abs())
+                .fold(0.0f64, f64::max);
+            println!(
+                "  scikit-learn {} (numpy {}): {theirs:.2} s",
+                v["sklearn"].as_str().unwrap_or("?"),
+                v["numpy"].as_str().unwrap_or("?")
+            );
+            println!(
+                "  t4v lda::fit (nalgebra): {ours:.2} s — {:.2}× scikit-learn's time; coefficients agree to {diff:.1e} (max |coef| {scale:.2})",
+                ours / theirs
+            );
+        }
+        None => println!("  t4v lda::fit (nalgebra): {ours:.2} s"),
+    }
+    Ok(())
+}
+
+/// A tiny CLIP with a 64-wide embedding (so 48 classes fit orthogonal rows): the tiny-a fixture
+/// with new random projections, CLIP's full vocabulary and the real tokenizer.
+fn probe_model(dir: &std::path::Path) -> Result<()> {
+    use safetensors::{Dtype, SafeTensors};
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/clip/fixtures");
+    std::fs::create_dir_all(dir)?;
+    let bytes = std::fs::read(fixtures.join("tiny-a/model.safetensors"))?;
+    let st = SafeTensors::deserialize(&bytes)?;
+    let mut rng = t4v_core::SplitMix64::new(64);
+    let mut out: BTreeMap<String, (Vec<usize>, Vec<f32>)> = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        anyhow::ensure!(view.dtype() == Dtype::F32, "{name} is not f32");
+        let mut shape = view.shape().to_vec();
+        let mut data: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect();
+        if name.ends_with("projection.weight") {
+            shape[0] = 64;
+            data = (0..shape[0] * shape[1])
+                .map(|_| 0.1 * rng.normal() as f32)
+                .collect();
+        } else if name == "text_model.embeddings.token_embedding.weight" {
+            let more = (49408 - shape[0]) * shape[1];
+            data.extend((0..more).map(|_| 0.02 * rng.normal() as f32));
+            shape[0] = 49408;
+        }
+        out.insert(name, (shape, data));
+    }
+    let raw: BTreeMap<&String, Vec<u8>> = out
+        .iter()
+        .map(|(k, (_, d))| (k, d.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = out
+        .iter()
+        .map(|(k, (s, _))| {
+            let v = safetensors::tensor::TensorView::new(Dtype::F32, s.clone(), &raw[k])
+                .expect("consistent sizes");
+            (k.clone(), v)
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, &dir.join("model.safetensors"))?;
+    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        fixtures.join("tiny-a/config.json"),
+    )?)?;
+    cfg["projection_dim"] = 64.into();
+    cfg["text_config"]["vocab_size"] = 49408.into();
+    cfg["text_config"]["projection_dim"] = 64.into();
+    cfg["vision_config"]["projection_dim"] = 64.into();
+    std::fs::write(dir.join("config.json"), cfg.to_string())?;
+    std::fs::copy(
+        fixtures.join("tokenizer/tokenizer.json"),
+        dir.join("tokenizer.json"),
+    )?;
+    Ok(())
+}
+
+/// A `probe` sweep over the six classifier inits × 3 seeds with the paper's recipe (30 epochs,
+/// batch 256, Transf head), on cached features of the synthetic world (1,152 training and 384
+/// test videos × 8 frames), timed as the whole `xtask sweep` command.
+fn probe() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let model = tmp.path().join("model");
+    probe_model(&model)?;
+    let bert =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/bert/fixtures/tiny-bert");
+    let features = format!(
+        r#"let s = sweep("bench-probe");
+        s.seeds([1, 2, 3]);
+        let base = #{{ model: #{{ backbone: "{}", frames: 8, input_size: 32 }}, data: #{{ dataset: "synthetic" }} }};
+        let f = base; f.kind = "features"; f.params = #{{ split: "train" }};
+        let train = s.add(f);
+        let g = base; g.kind = "features"; g.params = #{{ split: "test" }};
+        let test = s.add(g);
+        "#,
+        model.display()
+    );
+    // The paper's head (Transf, W frozen), and a linear probe (mean pooling, W trained from
+    // its init).
+    let probes = |head: &str, frozen: bool| {
+        format!(
+            r#"{features}
+        let p = base; p.kind = "probe"; p.needs = #{{ features: train, test: test }};
+        p.model.temporal_head = "{head}";
+        p.classifier = #{{ text_model: "{}", frozen: {frozen} }};
+        s.add(grid(p, #{{ "classifier.init": ["random", "orthogonal", "lda", "class-mean", "text", "text-bert"] }}));
+        "#,
+            bert.display()
+        )
+    };
+    let exe = std::env::current_exe()?;
+    let jobs = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let sweep = |name: &str, text: &str| -> Result<f64> {
+        let script = tmp.path().join(name);
+        std::fs::write(&script, text)?;
+        let t = Instant::now();
+        let o = std::process::Command::new(&exe)
+            .arg("--results")
+            .arg(tmp.path().join("results"))
+            .arg("sweep")
+            .arg(&script)
+            .args(["--jobs", &jobs.to_string()])
+            .output()
+            .context("running the sweep")?;
+        let took = t.elapsed().as_secs_f64();
+        let err = String::from_utf8_lossy(&o.stderr);
+        anyhow::ensure!(
+            o.status.success(),
+            "sweep failed: {}",
+            err.lines().rev().take(5).collect::<Vec<_>>().join(" / ")
+        );
+        Ok(took)
+    };
+    println!(
+        "probe sweeps: 6 inits × 3 seeds, 30 epochs, batch 256, embeddings of width 64, `--jobs {jobs}`:"
+    );
+    let fe = sweep("features.rhai", &features)?;
+    println!(
+        "  features of 1,152 + 384 synthetic videos × 8 frames (once; the other seeds hit the cache): {fe:.1} s"
+    );
+    for (name, head, frozen) in [
+        (
+            "linear probe (mean pooling, W trained from its init)",
+            "mean",
+            false,
+        ),
+        ("the paper's head (Transf, W frozen)", "transf", true),
+    ] {
+        let took = sweep(&format!("probes-{head}.rhai"), &probes(head, frozen))?;
+        println!(
+            "  {name}: 18 runs in {took:.1} s ({:.2} s/run), whole `xtask sweep`",
+            took / 18.0
+        );
     }
     Ok(())
 }

@@ -179,3 +179,129 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Fitter<B, M> {
         Ok(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CosineClassifier;
+    use crate::model::Probe;
+    use crate::temporal::TemporalHead;
+    use burn::backend::{Autodiff, Flex};
+    use burn::module::Module;
+    use burn::nn::loss::CrossEntropyLossConfig;
+    use burn::tensor::{Distribution, Int, TensorData};
+
+    type AD = Autodiff<Flex>;
+
+    fn probe(frozen: bool) -> Probe<AD> {
+        let device = Default::default();
+        let w = Tensor::<AD, 2>::from_data(
+            TensorData::new(
+                (0..24).map(|i| ((i * 7 % 11) as f32 - 5.0) / 5.0).collect(),
+                [3, 8],
+            ),
+            &device,
+        );
+        Probe {
+            head: TemporalHead::new("transf", 8, 3, &device).unwrap(),
+            classifier: CosineClassifier::new(
+                w,
+                8,
+                frozen,
+                Tensor::from_data(TensorData::new(vec![1.0f32], [1]), &device),
+            ),
+        }
+    }
+
+    fn loss(m: &Probe<AD>, x: Tensor<AD, 3>, y: &[i64]) -> Tensor<AD, 1> {
+        let device = Default::default();
+        let y = Tensor::<AD, 1, Int>::from_data(TensorData::new(y.to_vec(), [y.len()]), &device);
+        CrossEntropyLossConfig::new()
+            .init(&device)
+            .forward(m.classifier.forward_train(m.embed(x)), y)
+    }
+
+    fn flat(m: &Probe<AD>) -> Vec<f32> {
+        let mut out = Vec::new();
+        struct All<'a>(&'a mut Vec<f32>);
+        impl<B: burn::tensor::backend::Backend> burn::module::ModuleVisitor<B> for All<'_> {
+            fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<B, D>>) {
+                self.0.extend(
+                    p.val()
+                        .into_data()
+                        .convert::<f32>()
+                        .to_vec::<f32>()
+                        .unwrap(),
+                );
+            }
+        }
+        m.visit(&mut All(&mut out));
+        out
+    }
+
+    fn spec() -> OptimSpec {
+        OptimSpec {
+            lr: 1e-2,
+            clip_ratio: 0.1,
+            weight_decay: 0.2,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn two_groups_step_at_their_own_rates() {
+        use burn::module::AutodiffModule;
+        let device = Default::default();
+        let m = probe(true);
+        let x = Tensor::<AD, 3>::random([4, 2, 8], Distribution::Normal(0.0, 1.0), &device);
+        let mut f = Fitter::new(&spec(), 1, &m);
+        let before_scale: f32 = m.classifier.logit_scale.val().into_scalar();
+        let before_w = m.classifier.weight.val().valid().into_data();
+        let l = loss(&m, x, &[0, 1, 2, 0]);
+        let m = f.backward(m, l, 0.5, false);
+        let after: f32 = m.classifier.logit_scale.val().into_scalar();
+        // First AdamW step: p ← p − lr·wd·p − lr·sign(g) (m̂/√v̂ = ±1), at lr = 0.5 × 1e-2 × 0.1.
+        let lr = 0.5 * 1e-2 * 0.1;
+        let step = (before_scale - after) as f64 - lr * 0.2 * before_scale as f64;
+        assert!(
+            (step.abs() - lr).abs() < 1e-6 * lr.max(1.0),
+            "{step} vs ±{lr}"
+        );
+        // A frozen W does not move; head weights move by about the head rate (5e-3).
+        assert_eq!(m.classifier.weight.val().valid().into_data(), before_w);
+    }
+
+    #[test]
+    fn accumulation_equals_one_large_batch() {
+        // A larger Adam eps keeps near-zero gradients from turning rounding noise into ±lr.
+        let spec = || OptimSpec {
+            eps: 1e-3,
+            ..spec()
+        };
+        let device = Default::default();
+        let x = Tensor::<AD, 3>::random([8, 2, 8], Distribution::Normal(0.0, 1.0), &device);
+        let y = [0, 1, 2, 0, 1, 2, 2, 1];
+        let whole = {
+            let m = probe(false);
+            let mut f = Fitter::new(&spec(), 1, &m);
+            let l = loss(&m, x.clone(), &y);
+            flat(&f.backward(m, l, 1.0, false))
+        };
+        let halves = {
+            let m = probe(false);
+            let mut f = Fitter::new(&spec(), 2, &m);
+            let start = flat(&m);
+            let l = loss(&m, x.clone().narrow(0, 0, 4), &y[..4]);
+            let m = f.backward(m, l, 1.0, false);
+            assert_eq!(flat(&m), start, "no step before the last micro-batch");
+            let l = loss(&m, x.clone().narrow(0, 4, 4), &y[4..]);
+            flat(&f.backward(m, l, 1.0, false))
+        };
+        let diff = whole
+            .iter()
+            .zip(&halves)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(diff < 1e-5, "max |Δ| = {diff}");
+    }
+}

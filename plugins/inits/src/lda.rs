@@ -18,26 +18,6 @@ pub struct LdaFit {
     pub priors: Vec<f64>,
 }
 
-/// The (biased, ddof = 0) covariance of the rows of `x`, shrunk with `alpha`.
-fn covariance(x: &DMatrix<f64>, alpha: Option<f64>) -> DMatrix<f64> {
-    let n = x.nrows() as f64;
-    let mean = x.row_mean();
-    let mut c = x.clone();
-    for mut row in c.row_iter_mut() {
-        row -= &mean;
-    }
-    let mut s = c.transpose() * &c / n;
-    if let Some(a) = alpha {
-        let d = s.nrows();
-        let mu = s.trace() / d as f64;
-        s *= 1.0 - a;
-        for i in 0..d {
-            s[(i, i)] += a * mu;
-        }
-    }
-    s
-}
-
 /// Fits LDA on features `[N, D]` with labels in `0..classes`. `shrinkage`: `None` for the
 /// empirical covariance, or α in [0, 1].
 pub fn fit(
@@ -61,23 +41,35 @@ pub fn fit(
     for &l in labels {
         priors[l] += 1.0 / n;
     }
-    let mut sigma = DMatrix::zeros(d, d);
-    for (c, prior) in priors.iter().enumerate() {
-        let rows: Vec<usize> = labels
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| **l == c)
-            .map(|(i, _)| i)
-            .collect();
-        let xg = features.select_rows(&rows);
-        sigma += covariance(&xg, shrinkage) * *prior;
+    // Σ = Σ_c p_c·((1 − α)·S_c + α·tr(S_c)/D·I), S_c the biased covariance of class c. With
+    // p_c = n_c / N, Σ_c p_c·S_c = X̃ᵀX̃ / N for X̃ = the features centred on their class mean,
+    // and p_c·tr(S_c) = ‖X̃_c‖² / N: one large product instead of C small ones.
+    let mut centred = features.clone();
+    let mut trace = 0.0;
+    for (i, mut row) in centred.row_iter_mut().enumerate() {
+        row -= means.row(labels[i]);
+        trace += row.norm_squared();
     }
-    // Minimum-norm least squares, as LAPACK's gelsd behind scipy's lstsq.
-    let svd = sigma.svd(true, true);
-    let eps = f64::EPSILON * d as f64 * svd.singular_values.max();
-    let coef_t = svd
-        .solve(&means.transpose(), eps)
-        .map_err(|e| PluginError::Invalid(format!("LDA: {e}")))?;
+    let mut sigma = centred.transpose() * &centred / n;
+    if let Some(a) = shrinkage {
+        sigma *= 1.0 - a;
+        let shift = a * trace / (n * d as f64);
+        for i in 0..d {
+            sigma[(i, i)] += shift;
+        }
+    }
+    // coef = lstsq(Σ, meansᵀ)ᵀ. Σ is symmetric positive definite whenever it has full rank
+    // (always with shrinkage > 0): a Cholesky solve, which gives what LAPACK's gelsd behind
+    // scipy's lstsq gives. Otherwise the minimum-norm least-squares solution through the SVD.
+    let coef_t = match sigma.clone().cholesky() {
+        Some(ch) => ch.solve(&means.transpose()),
+        None => {
+            let svd = sigma.svd(true, true);
+            let eps = f64::EPSILON * d as f64 * svd.singular_values.max();
+            svd.solve(&means.transpose(), eps)
+                .map_err(|e| PluginError::Invalid(format!("LDA: {e}")))?
+        }
+    };
     let coef = coef_t.transpose();
     let intercept = (0..classes)
         .map(|c| -0.5 * means.row(c).dot(&coef.row(c)) + priors[c].ln())
