@@ -105,6 +105,9 @@ impl Default for RunSpec {
     }
 }
 
+/// Floating-point types a run can compute in (`model.precision`).
+pub const PRECISIONS: &[&str] = &["f32", "bf16", "f16"];
+
 /// The video encoder: CLIP backbone, frames, temporal head.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -317,6 +320,16 @@ impl RunSpec {
                 },
                 message: e.inner().to_string(),
             })?;
+        if !PRECISIONS.contains(&spec.model.precision.as_str()) {
+            return Err(SpecError::Field {
+                path: "model.precision".into(),
+                message: format!(
+                    "unknown precision `{}` (known: {})",
+                    spec.model.precision,
+                    PRECISIONS.join(", ")
+                ),
+            });
+        }
         let kind = registry
             .run_kind(&spec.kind)
             .ok_or_else(|| SpecError::UnknownPlugin {
@@ -637,6 +650,10 @@ mod tests {
         );
         assert!(
             err(json!({"kind": "probe", "needs": {"features": "xyz"}})).contains("not a run id")
+        );
+        assert_eq!(
+            err(json!({"kind": "probe", "model": {"precision": "fp8"}})),
+            "field `model.precision`: unknown precision `fp8` (known: f32, bf16, f16)"
         );
     }
 
