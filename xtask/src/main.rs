@@ -6,6 +6,7 @@ mod clip_cmd;
 mod data_cmd;
 mod listing;
 mod registry;
+mod report_cmd;
 mod sweep_cmd;
 
 use std::path::PathBuf;
@@ -60,6 +61,8 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Tables (Markdown, LaTeX, CSV) and paired comparisons of a sweep's runs.
+    Report(report_cmd::ReportArgs),
     /// Write the whole store as JSON lines.
     Export {
         /// Output file (default: stdout).
@@ -106,6 +109,7 @@ fn main() -> Result<()> {
         } => listing::runs(&cli.results, sweep.as_deref(), status, json),
         Cmd::Show { run, json } => listing::show(&cli.results, &run, json),
         Cmd::Plugins { json } => listing::plugins(&registry, json),
+        Cmd::Report(args) => report_cmd::run(&cli.results, &args),
         Cmd::Export { out } => listing::export(&cli.results, out.as_deref()),
         Cmd::Fetch { model } => clip_cmd::fetch(&model),
         Cmd::Embed(args) => clip_cmd::embed(&args),

@@ -59,6 +59,15 @@ pub fn run(results: &Path, args: &SweepArgs, registry: &Registry) -> Result<i32>
     let source = std::fs::read_to_string(&args.script)
         .with_context(|| format!("reading sweep script {file}"))?;
     let def = t4v_sweep::script::evaluate(&file, &source, registry)?;
+    for (i, d) in def.reports.iter().enumerate() {
+        t4v_report::Declaration::from_json(d).with_context(|| {
+            format!(
+                "{file}: report declaration {} (`{}`)",
+                i + 1,
+                d.get("name").and_then(|n| n.as_str()).unwrap_or("unnamed")
+            )
+        })?;
+    }
     backend::check(&args.backend)?;
     let dir = store_dir(results);
 
@@ -110,6 +119,7 @@ pub fn run(results: &Path, args: &SweepArgs, registry: &Registry) -> Result<i32>
             args: vec!["worker".into()],
         },
         provenance: Provenance::collect(workdir, &args.backend, versions()),
+        snapshot: Some(crate::report_cmd::snapshot_path(results)),
     };
     let out = t4v_sweep::scheduler::execute(&store, &def, &plan, &opts)?;
     let skipped = plan.states.iter().filter(|s| !s.runs()).count();

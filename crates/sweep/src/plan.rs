@@ -20,7 +20,7 @@ pub fn register(
         script: def.script.clone(),
         script_hash: def.script_hash.clone(),
         runs: def.runs.iter().map(|r| r.id.clone()).collect(),
-        reports: Vec::new(),
+        reports: def.reports.clone(),
         created_ms: previous.map(|p| p.created_ms).unwrap_or(now),
         updated_ms: now,
         revision: match previous {

@@ -42,6 +42,26 @@ pub struct SweepOptions {
     pub worker: WorkerCommand,
     /// Provenance recorded with every attempt (device filled per attempt).
     pub provenance: Provenance,
+    /// Where to keep a JSON-lines export of the store while the sweep holds it (at the start,
+    /// at most every [`SNAPSHOT_EVERY`] as runs finish, and at the end), so reports can read
+    /// the results of a running sweep.
+    pub snapshot: Option<PathBuf>,
+}
+
+/// Least time between two snapshots of the store during a sweep.
+pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(10);
+
+/// Writes the store's export to `path` atomically (a temporary file renamed over it).
+pub fn write_snapshot(store: &Store, path: &std::path::Path) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        store
+            .export_jsonl(&mut f)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        std::io::Write::flush(&mut f)?;
+    }
+    std::fs::rename(&tmp, path)
 }
 
 #[derive(Debug, Default)]
@@ -163,6 +183,18 @@ pub fn execute(
     let (tx, rx): (Sender<Msg>, Receiver<Msg>) = mpsc::channel();
     let mut running: HashMap<RunId, Worker> = HashMap::new();
     let mut stopping = false;
+    let mut snapshot_at: Option<Instant> = None;
+    let mut snapshot = |progress: &mut Progress, force: bool| {
+        if let Some(p) = &opts.snapshot
+            && (force || snapshot_at.is_none_or(|t| t.elapsed() >= SNAPSHOT_EVERY))
+        {
+            if let Err(e) = write_snapshot(store, p) {
+                progress.println(&format!("warning: store snapshot {}: {e}", p.display()));
+            }
+            snapshot_at = Some(Instant::now());
+        }
+    };
+    snapshot(&mut progress, true);
 
     loop {
         // Start what can start.
@@ -253,6 +285,7 @@ pub fn execute(
                     free_devices.push_back(d.clone());
                 }
                 let (result, reason) = conclude(store, &id, w, &mut progress)?;
+                snapshot(&mut progress, false);
                 match result {
                     AttemptOutcome::Succeeded => {
                         outcome.succeeded += 1;
@@ -281,6 +314,7 @@ pub fn execute(
     if stopping {
         outcome.stopped += waiting.len();
     }
+    snapshot(&mut progress, true);
     outcome.elapsed = progress.finish();
     store.flush()?;
     Ok(outcome)

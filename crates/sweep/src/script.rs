@@ -32,6 +32,9 @@ pub struct SweepDef {
     pub script_hash: String,
     /// Runs in the order first added; dependencies always come before their dependents.
     pub runs: Vec<PlannedRun>,
+    /// Report declarations (`s.table(#{...})`, `s.compare(#{...})`) as JSON with a `type`
+    /// key; the report crate checks and reads them.
+    pub reports: Vec<Value>,
 }
 
 #[derive(Clone, Debug)]
@@ -113,6 +116,7 @@ struct Builder {
     seeds: Option<Vec<u64>>,
     runs: Vec<PlannedRun>,
     index: HashMap<RunId, usize>,
+    reports: Vec<Value>,
 }
 
 /// The script's sweep object.
@@ -496,6 +500,25 @@ pub fn evaluate(file: &str, source: &str, registry: &Registry) -> Result<SweepDe
                 .join(", ")
         )
     });
+    for kind in ["table", "compare"] {
+        engine.register_fn(
+            kind,
+            move |ctx: NativeCallContext,
+                  s: &mut SweepHandle,
+                  decl: rhai::Map|
+                  -> Result<(), Box<EvalAltResult>> {
+                let pos = ctx.call_position();
+                let mut v = to_json(&Dynamic::from_map(decl), pos)?;
+                let obj = v.as_object_mut().expect("a map");
+                if obj.contains_key("type") {
+                    return Err(err(format!("{kind}: `type` is set by the function"), pos));
+                }
+                obj.insert("type".into(), Value::from(kind));
+                s.0.borrow_mut().reports.push(v);
+                Ok(())
+            },
+        );
+    }
     engine.register_fn("grid", grid);
     engine.register_fn("zip", zip);
     engine.register_fn(
@@ -541,6 +564,7 @@ pub fn evaluate(file: &str, source: &str, registry: &Registry) -> Result<SweepDe
         script: source.to_string(),
         script_hash: blake3::hash(source.as_bytes()).to_hex().to_string(),
         runs: b.runs.clone(),
+        reports: b.reports.clone(),
     })
 }
 

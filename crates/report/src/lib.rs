@@ -1,0 +1,241 @@
+//! Reports from the run store: the runs of a sweep as a polars DataFrame ([`frame`]), tables
+//! declared in the sweep script or on the command line ([`table`]), paired comparisons over
+//! seeds ([`compare`], [`stats`]), written as Markdown, LaTeX and CSV ([`render`]).
+
+pub mod compare;
+pub mod frame;
+pub mod render;
+pub mod stats;
+pub mod table;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+pub use compare::{CompareSpec, Comparison};
+pub use frame::{Policy, RunData};
+pub use table::{Table, TableSpec};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{0}")]
+    Spec(String),
+    #[error(transparent)]
+    Polars(#[from] polars::error::PolarsError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A report declaration, as a sweep script records it (`s.table(...)`, `s.compare(...)`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Declaration {
+    Table(TableSpec),
+    Compare(CompareSpec),
+}
+
+impl Declaration {
+    /// Parses a recorded declaration, naming the key at fault.
+    pub fn from_json(v: &Value) -> Result<Declaration, ReportError> {
+        serde_path_to_error::deserialize(v).map_err(|e| {
+            ReportError::Spec(format!(
+                "report declaration, field `{}`: {}",
+                e.path(),
+                e.inner()
+            ))
+        })
+    }
+}
+
+/// Output formats.
+pub const FORMATS: &[&str] = &["md", "tex", "csv"];
+
+/// The report of one sweep.
+pub struct Report {
+    pub sweep: String,
+    pub tables: Vec<Table>,
+    pub comparisons: Vec<Comparison>,
+    /// Every run: spec fields and the metrics the declarations read.
+    pub runs: polars::prelude::DataFrame,
+}
+
+/// The default table when a sweep declares none: every varying field as rows, the summary
+/// metrics that every done run of the commonest kind has as columns.
+pub fn default_tables(runs: &[RunData]) -> Vec<TableSpec> {
+    let mut kinds: Vec<(String, usize)> = Vec::new();
+    for r in runs {
+        match kinds.iter_mut().find(|k| k.0 == r.record.kind) {
+            Some(k) => k.1 += 1,
+            None => kinds.push((r.record.kind.clone(), 1)),
+        }
+    }
+    kinds
+        .into_iter()
+        .filter_map(|(kind, _)| {
+            let done: Vec<&RunData> = runs
+                .iter()
+                .filter(|r| r.record.kind == kind && r.record.status == t4v_store::RunStatus::Done)
+                .collect();
+            let first = done.first()?;
+            let metrics: Vec<String> = first
+                .record
+                .summary
+                .keys()
+                .filter(|m| done.iter().all(|r| r.record.summary.contains_key(*m)))
+                .cloned()
+                .collect();
+            (!metrics.is_empty()).then(|| TableSpec {
+                name: kind.clone(),
+                rows: Vec::new(),
+                cols: Vec::new(),
+                metric: None,
+                metrics,
+                policy: Policy::Summary,
+                kind: Some(kind),
+                filter: Default::default(),
+                precision: 2,
+            })
+        })
+        .collect()
+}
+
+/// Builds the report of `runs` (the runs of sweep `sweep`, in sweep order) for `declarations`
+/// (the defaults when empty).
+pub fn build(
+    sweep: &str,
+    runs: &[RunData],
+    declarations: &[Declaration],
+) -> Result<Report, ReportError> {
+    let mut tables: Vec<TableSpec> = declarations
+        .iter()
+        .filter_map(|d| match d {
+            Declaration::Table(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect();
+    let compares: Vec<&CompareSpec> = declarations
+        .iter()
+        .filter_map(|d| match d {
+            Declaration::Compare(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    if tables.is_empty() && compares.is_empty() {
+        tables = default_tables(runs);
+    }
+    // Each table reads its own frame: its kind, its metrics under its policy.
+    let mut out_tables = Vec::new();
+    for t in &tables {
+        let own: Vec<(String, Policy)> = t
+            .metric_names()
+            .into_iter()
+            .map(|m| (m, t.policy.clone()))
+            .collect();
+        let selected: Vec<RunData> = runs
+            .iter()
+            .filter(|r| t.kind.as_ref().is_none_or(|k| *k == r.record.kind))
+            .cloned()
+            .collect();
+        let df = frame::runs_frame(&selected, &own)?;
+        let auto = frame::varying_fields(&selected);
+        out_tables.push(table::compute(&df, t, &auto)?);
+    }
+    let comparisons = compares
+        .iter()
+        .map(|c| compare::compute(runs, c))
+        .collect::<Result<_, _>>()?;
+    // runs.csv: every summary metric of every run.
+    let all: BTreeSet<&String> = runs.iter().flat_map(|r| r.record.summary.keys()).collect();
+    let summary_metrics: Vec<(String, Policy)> = all
+        .into_iter()
+        .map(|m| (m.clone(), Policy::Summary))
+        .collect();
+    Ok(Report {
+        sweep: sweep.to_string(),
+        tables: out_tables,
+        comparisons,
+        runs: frame::runs_frame(runs, &summary_metrics)?,
+    })
+}
+
+impl Report {
+    /// Writes `<out>/<table>.{md,tex,csv}`, `<out>/<comparison>.{...}`, `<out>/runs.csv` and
+    /// `<out>/report.md` (everything in one page). Returns the files written.
+    pub fn write(&self, out: &Path, formats: &[&str]) -> Result<Vec<PathBuf>, ReportError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ReportError::Io { path, source }
+        };
+        std::fs::create_dir_all(out).map_err(io(out))?;
+        let mut written = Vec::new();
+        let mut put = |name: String, text: String| -> Result<(), ReportError> {
+            let p = out.join(name);
+            std::fs::write(&p, text).map_err(io(&p))?;
+            written.push(p);
+            Ok(())
+        };
+        let mut page = format!("# Report: sweep `{}`\n\n", self.sweep);
+        for t in &self.tables {
+            let md = render::markdown(t);
+            page += &md;
+            page += "\n";
+            let stem = file_stem(&t.name);
+            if formats.contains(&"md") {
+                put(format!("{stem}.md"), md)?;
+            }
+            if formats.contains(&"tex") {
+                put(format!("{stem}.tex"), render::latex(t))?;
+            }
+            if formats.contains(&"csv") {
+                put(
+                    format!("{stem}.csv"),
+                    render::csv(&mut render::table_frame(t)?)?,
+                )?;
+            }
+        }
+        for c in &self.comparisons {
+            let md = render::comparison_markdown(c);
+            page += &md;
+            page += "\n";
+            let stem = file_stem(&c.name);
+            if formats.contains(&"md") {
+                put(format!("{stem}.md"), md)?;
+            }
+            if formats.contains(&"tex") {
+                put(format!("{stem}.tex"), render::comparison_latex(c))?;
+            }
+            if formats.contains(&"csv") {
+                put(
+                    format!("{stem}.csv"),
+                    render::csv(&mut render::comparison_frame(c)?)?,
+                )?;
+            }
+        }
+        if formats.contains(&"csv") {
+            put("runs.csv".into(), render::csv(&mut self.runs.clone())?)?;
+        }
+        if formats.contains(&"md") {
+            put("report.md".into(), page)?;
+        }
+        Ok(written)
+    }
+}
+
+/// A file name for a table name.
+fn file_stem(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,205 @@
+//! `report <sweep>`: tables and comparisons of a sweep from the run store (or, while a sweep
+//! holds the store, from the snapshot its coordinator keeps).
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use t4v_report::{Declaration, RunData, TableSpec};
+use t4v_store::{RunRecord, Series, Store, StoreError, SweepRecord};
+
+use crate::sweep_cmd::store_dir;
+
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    /// The sweep to report.
+    pub sweep: String,
+    /// Output folder (default: `<results>/reports/<sweep>/`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Output formats.
+    #[arg(long, value_delimiter = ',', default_value = "md,tex,csv",
+          value_parser = clap::builder::PossibleValuesParser::new(t4v_report::FORMATS))]
+    pub format: Vec<String>,
+    /// A table instead of the script's declarations, as `key=value` pairs separated by `;`:
+    /// `rows=classifier.init;cols=data.shots;metric=test/top1;policy=best;kind=train`
+    /// (`metrics=a,b` for several metrics; `precision=2`). Repeatable.
+    #[arg(long)]
+    pub table: Vec<String>,
+}
+
+/// Where the coordinator keeps its snapshot of the store.
+pub fn snapshot_path(results: &Path) -> PathBuf {
+    results.join("store.snapshot.jsonl")
+}
+
+/// A `--table` argument as a table declaration.
+fn parse_table(text: &str, n: usize) -> Result<TableSpec> {
+    let mut m = serde_json::Map::new();
+    m.insert("name".into(), format!("table-{n}").into());
+    for part in text.split(';').filter(|p| !p.trim().is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .with_context(|| format!("--table `{text}`: `{part}` is not key=value"))?;
+        let (k, v) = (k.trim(), v.trim());
+        let value: Value = match k {
+            "rows" | "cols" | "metrics" => {
+                Value::from(v.split(',').map(str::trim).collect::<Vec<_>>())
+            }
+            "precision" => Value::from(
+                v.parse::<u64>()
+                    .with_context(|| format!("--table: precision `{v}` is not a number"))?,
+            ),
+            "policy" => match v.strip_prefix("epoch:") {
+                Some(e) => serde_json::json!({ "epoch": e.parse::<u64>()
+                    .with_context(|| format!("--table: `{v}`: epoch:N"))? }),
+                None => Value::from(v),
+            },
+            _ => Value::from(v),
+        };
+        m.insert(k.into(), value);
+    }
+    m.insert("type".into(), "table".into());
+    match Declaration::from_json(&Value::Object(m)).with_context(|| format!("--table `{text}`"))? {
+        Declaration::Table(t) => Ok(t),
+        Declaration::Compare(_) => unreachable!("type is table"),
+    }
+}
+
+/// The sweep and its runs (in sweep order, with their series) from the store.
+fn from_store(store: &Store, sweep: &str) -> Result<(SweepRecord, Vec<RunData>)> {
+    let record = store
+        .sweep(sweep)?
+        .with_context(|| format!("no sweep `{sweep}` in the store"))?;
+    let mut runs = Vec::with_capacity(record.runs.len());
+    for id in &record.runs {
+        if let Some(r) = store.run(id)? {
+            runs.push(RunData {
+                series: store.metrics(id)?,
+                record: r,
+            });
+        }
+    }
+    Ok((record, runs))
+}
+
+/// The same from a snapshot (the store's JSON-lines export).
+fn from_snapshot(path: &Path, sweep: &str) -> Result<(SweepRecord, Vec<RunData>)> {
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut record: Option<SweepRecord> = None;
+    let mut runs: BTreeMap<String, RunData> = BTreeMap::new();
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line?;
+        let at = || format!("{}:{}", path.display(), i + 1);
+        let v: Value = serde_json::from_str(&line).with_context(at)?;
+        match v["type"].as_str() {
+            Some("sweep") if v["name"] == sweep => {
+                record = Some(serde_json::from_value(v).with_context(at)?);
+            }
+            Some("run") => {
+                let r: RunRecord = serde_json::from_value(v).with_context(at)?;
+                runs.insert(
+                    r.id.to_string(),
+                    RunData {
+                        record: r,
+                        series: BTreeMap::new(),
+                    },
+                );
+            }
+            Some("series") => {
+                let Some(r) = v["run"].as_str().and_then(|id| runs.get_mut(id)) else {
+                    continue;
+                };
+                let mut s = Series::default();
+                let steps = v["steps"].as_array().cloned().unwrap_or_default();
+                let values = v["values"].as_array().cloned().unwrap_or_default();
+                for (st, va) in steps.iter().zip(&values) {
+                    let x = match va {
+                        Value::String(t) => t.parse().unwrap_or(f64::NAN),
+                        other => other.as_f64().unwrap_or(f64::NAN),
+                    };
+                    s.insert(st.as_u64().unwrap_or(0), x);
+                }
+                let key = (
+                    v["split"].as_str().unwrap_or_default().to_string(),
+                    v["name"].as_str().unwrap_or_default().to_string(),
+                );
+                r.series.insert(key, s);
+            }
+            _ => {}
+        }
+    }
+    let record = record.with_context(|| format!("no sweep `{sweep}` in {}", path.display()))?;
+    let ordered = record
+        .runs
+        .iter()
+        .filter_map(|id| runs.remove(id.as_str()))
+        .collect();
+    Ok((record, ordered))
+}
+
+pub fn run(results: &Path, args: &ReportArgs) -> Result<()> {
+    let dir = store_dir(results);
+    if !dir.exists() {
+        bail!(
+            "no run store at {} (run a sweep first, or pass --results)",
+            dir.display()
+        );
+    }
+    let (record, runs) = match Store::open(&dir) {
+        Ok(store) => from_store(&store, &args.sweep)?,
+        Err(StoreError::Locked { .. }) => {
+            let snap = snapshot_path(results);
+            eprintln!(
+                "a sweep is running and holds the store: reporting from its snapshot {}",
+                snap.display()
+            );
+            from_snapshot(&snap, &args.sweep)?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let declarations: Vec<Declaration> = if args.table.is_empty() {
+        record
+            .reports
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                Declaration::from_json(d).with_context(|| {
+                    format!("sweep `{}`: report declaration {}", args.sweep, i + 1)
+                })
+            })
+            .collect::<Result<_>>()?
+    } else {
+        args.table
+            .iter()
+            .enumerate()
+            .map(|(i, t)| parse_table(t, i + 1).map(Declaration::Table))
+            .collect::<Result<_>>()?
+    };
+    let report = t4v_report::build(&args.sweep, &runs, &declarations)?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| results.join("reports").join(&args.sweep));
+    let formats: Vec<&str> = args.format.iter().map(String::as_str).collect();
+    let written = report.write(&out, &formats)?;
+    for t in &report.tables {
+        println!("{}", t4v_report::render::markdown(t));
+    }
+    for c in &report.comparisons {
+        println!("{}", t4v_report::render::comparison_markdown(c));
+    }
+    let n = |s: t4v_store::RunStatus| runs.iter().filter(|r| r.record.status == s).count();
+    eprintln!(
+        "{} runs ({} done, {} failed, {} pending or running); wrote {} files to {}",
+        runs.len(),
+        n(t4v_store::RunStatus::Done),
+        n(t4v_store::RunStatus::Failed),
+        n(t4v_store::RunStatus::Pending) + n(t4v_store::RunStatus::Running),
+        written.len(),
+        out.display()
+    );
+    Ok(())
+}
