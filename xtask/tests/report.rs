@@ -1,0 +1,131 @@
+//! Reports end to end: a sweep of `selftest` runs (deterministic metrics) with a failed seed,
+//! tables and a comparison declared in the script, `report` writing Markdown, LaTeX and CSV that
+//! must equal the golden files in `tests/golden/` byte for byte. `T4V_BLESS=1` rewrites them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const SCRIPT: &str = r#"let s = sweep("golden");
+s.seeds([0, 1, 2]);
+let base = #{ kind: "selftest", params: #{ epochs: 4 } };
+s.add(grid(base, #{ "params.difficulty": [1.0, 1.5, 2.0], "params.sleep_ms": [0, 1] }));
+// Seed 3: every sleep_ms = 1 setting gets a fourth seed; in one sleep_ms = 0 cell it fails,
+// so that cell has 3 of 4 seeds.
+s.seeds([3]);
+s.add(grid(base, #{ "params.difficulty": [1.0, 1.5, 2.0], "params.sleep_ms": [1] }));
+s.add(#{ kind: "selftest", params: #{ epochs: 4, difficulty: 1.0, sleep_ms: 0, outcome: "fail" } });
+s.table(#{ name: "main", rows: ["params.difficulty"], cols: ["params.sleep_ms"],
+           metric: "val/top1", policy: "best", precision: 2 });
+s.table(#{ name: "at-epoch-2", rows: ["params.difficulty"], metrics: ["val/top1", "train/loss"],
+           policy: #{ epoch: 2 }, where: #{ "params.sleep_ms": 1 } });
+s.compare(#{ name: "easy-vs-hard", metric: "val/top1", a: #{ "params.difficulty": 1.0 },
+             b: #{ "params.difficulty": 2.0 }, by: ["params.sleep_ms"] });
+"#;
+
+fn golden() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+}
+
+#[test]
+fn a_sweep_report_matches_the_golden_files() {
+    let d = tempfile::tempdir().unwrap();
+    let script = d.path().join("golden.rhai");
+    std::fs::write(&script, SCRIPT).unwrap();
+    let xtask = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .arg("--results")
+            .arg(d.path().join("results"))
+            .args(args)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap()
+    };
+    let o = xtask(&["sweep", script.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("21 succeeded, 1 failed"), "{err}");
+    let out = d.path().join("report");
+    let o = xtask(&["report", "golden", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("### main"), "{stdout}");
+    let bless = std::env::var_os("T4V_BLESS").is_some();
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "runs.csv")
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "at-epoch-2.csv",
+            "at-epoch-2.md",
+            "at-epoch-2.tex",
+            "easy-vs-hard.csv",
+            "easy-vs-hard.md",
+            "easy-vs-hard.tex",
+            "main.csv",
+            "main.md",
+            "main.tex",
+            "report.md"
+        ]
+    );
+    for n in &names {
+        let got = std::fs::read_to_string(out.join(n)).unwrap();
+        let want_path = golden().join(n);
+        if bless {
+            std::fs::create_dir_all(golden()).unwrap();
+            std::fs::write(&want_path, &got).unwrap();
+            continue;
+        }
+        let want = std::fs::read_to_string(&want_path)
+            .unwrap_or_else(|e| panic!("{}: {e} (T4V_BLESS=1 writes it)", want_path.display()));
+        assert_eq!(got, want, "{n} differs from {}", want_path.display());
+    }
+    // The runs frame has one line per run with its status.
+    let runs = std::fs::read_to_string(out.join("runs.csv")).unwrap();
+    assert_eq!(runs.lines().count(), 23, "{runs}");
+    assert_eq!(runs.matches(",failed,").count(), 1);
+
+    // A command-line table, and a bad one named by its key.
+    let o = xtask(&[
+        "report",
+        "golden",
+        "--out",
+        out.to_str().unwrap(),
+        "--format",
+        "md",
+        "--table",
+        "rows=params.sleep_ms;metric=test/top1;precision=3",
+    ]);
+    assert!(o.status.success());
+    let md = std::fs::read_to_string(out.join("table-1.md")).unwrap();
+    assert!(md.contains("| params.sleep_ms | test/top1 |"), "{md}");
+    let o = xtask(&["report", "golden", "--table", "rows=a;metrik=x"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("metrik"), "{err}");
+}
+
+#[test]
+fn a_bad_declaration_stops_the_sweep_before_anything_is_stored() {
+    let d = tempfile::tempdir().unwrap();
+    let script = d.path().join("bad.rhai");
+    std::fs::write(
+        &script,
+        "let s = sweep(\"bad\");\ns.add(#{ kind: \"selftest\" });\ns.table(#{ name: \"t\", rowz: [\"a\"], metric: \"x\" });\n",
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("--results")
+        .arg(d.path().join("results"))
+        .args(["sweep", script.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("report declaration 1 (`t`)") && err.contains("rowz"),
+        "{err}"
+    );
+    assert!(!d.path().join("results/store").exists());
+}
