@@ -20,7 +20,7 @@ pub struct ReportArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Output formats.
-    #[arg(long, value_delimiter = ',', default_value = "md,tex,csv",
+    #[arg(long, value_delimiter = ',', default_value = "md,tex,csv,svg,png,html",
           value_parser = clap::builder::PossibleValuesParser::new(t4v_report::FORMATS))]
     pub format: Vec<String>,
     /// A table instead of the script's declarations, as `key=value` pairs separated by `;`:
@@ -64,7 +64,7 @@ fn parse_table(text: &str, n: usize) -> Result<TableSpec> {
     m.insert("type".into(), "table".into());
     match Declaration::from_json(&Value::Object(m)).with_context(|| format!("--table `{text}`"))? {
         Declaration::Table(t) => Ok(t),
-        Declaration::Compare(_) => unreachable!("type is table"),
+        _ => unreachable!("type is table"),
     }
 }
 
@@ -78,6 +78,7 @@ fn from_store(store: &Store, sweep: &str) -> Result<(SweepRecord, Vec<RunData>)>
         if let Some(r) = store.run(id)? {
             runs.push(RunData {
                 series: store.metrics(id)?,
+                provenance: store.attempts(id)?.pop().map(|a| a.provenance),
                 record: r,
             });
         }
@@ -105,8 +106,17 @@ fn from_snapshot(path: &Path, sweep: &str) -> Result<(SweepRecord, Vec<RunData>)
                     RunData {
                         record: r,
                         series: BTreeMap::new(),
+                        provenance: None,
                     },
                 );
+            }
+            Some("attempt") => {
+                let Some(r) = v["run"].as_str().and_then(|id| runs.get_mut(id)) else {
+                    continue;
+                };
+                if let Ok(p) = serde_json::from_value(v["provenance"].clone()) {
+                    r.provenance = Some(p);
+                }
             }
             Some("series") => {
                 let Some(r) = v["run"].as_str().and_then(|id| runs.get_mut(id)) else {
@@ -178,7 +188,8 @@ pub fn run(results: &Path, args: &ReportArgs) -> Result<()> {
             .map(|(i, t)| parse_table(t, i + 1).map(Declaration::Table))
             .collect::<Result<_>>()?
     };
-    let report = t4v_report::build(&args.sweep, &runs, &declarations)?;
+    let mut report = t4v_report::build(&args.sweep, &runs, &declarations)?;
+    report.script = Some((record.script_path.clone(), record.script.clone()));
     let out = args
         .out
         .clone()

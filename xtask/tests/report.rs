@@ -20,6 +20,10 @@ s.table(#{ name: "at-epoch-2", rows: ["params.difficulty"], metrics: ["val/top1"
            policy: #{ epoch: 2 }, where: #{ "params.sleep_ms": 1 } });
 s.compare(#{ name: "easy-vs-hard", metric: "val/top1", a: #{ "params.difficulty": 1.0 },
              b: #{ "params.difficulty": 2.0 }, by: ["params.sleep_ms"] });
+s.figure(#{ name: "curves", plot: "curve", metric: "val/top1", group: ["params.difficulty"],
+            where: #{ "params.sleep_ms": 1 } });
+s.figure(#{ name: "bars", plot: "bars", metric: "test/top1", x: "params.difficulty",
+            group: ["params.sleep_ms"] });
 "#;
 
 fn golden() -> PathBuf {
@@ -52,7 +56,9 @@ fn a_sweep_report_matches_the_golden_files() {
     let mut names: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "runs.csv")
+        .filter(|n| {
+            n != "runs.csv" && !n.ends_with(".svg") && !n.ends_with(".png") && n != "index.html"
+        })
         .collect();
     names.sort();
     assert_eq!(
@@ -82,6 +88,51 @@ fn a_sweep_report_matches_the_golden_files() {
             .unwrap_or_else(|e| panic!("{}: {e} (T4V_BLESS=1 writes it)", want_path.display()));
         assert_eq!(got, want, "{n} differs from {}", want_path.display());
     }
+    // Figures: SVG and PNG of each; the curve SVG has one line per difficulty with a point per
+    // epoch, its ± std band, and the legend.
+    for f in ["curves", "bars"] {
+        assert!(out.join(format!("{f}.png")).exists(), "{f}.png");
+    }
+    let svg = std::fs::read_to_string(out.join("curves.svg")).unwrap();
+    let lines: Vec<&str> = svg
+        .split("<polyline")
+        .skip(1)
+        .filter(|p| p.contains("stroke-width=\"2\""))
+        .collect();
+    let series: Vec<usize> = lines
+        .iter()
+        .map(|l| {
+            let pts = l
+                .split("points=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            pts.split_whitespace().count()
+        })
+        .collect();
+    // 3 curves of 4 epochs, and 3 legend strokes of 2 points.
+    assert_eq!(series.iter().filter(|&&n| n == 4).count(), 3, "{series:?}");
+    assert_eq!(svg.matches("<polygon").count(), 3, "one band per curve");
+    for d in ["1.0", "1.5", "2.0"] {
+        assert!(
+            svg.contains(&format!("params.difficulty={d}")),
+            "legend {d}"
+        );
+    }
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    for needle in [
+        "<h2>main</h2>",
+        "<img src=\"curves.svg\"",
+        "21 done",
+        "1 failed",
+        "s.figure(",
+    ] {
+        assert!(html.contains(needle), "index.html lacks {needle}");
+    }
+    check_in_chromium(&out.join("index.html"));
+
     // The runs frame has one line per run with its status.
     let runs = std::fs::read_to_string(out.join("runs.csv")).unwrap();
     assert_eq!(runs.lines().count(), 23, "{runs}");
@@ -104,6 +155,56 @@ fn a_sweep_report_matches_the_golden_files() {
     let o = xtask(&["report", "golden", "--table", "rows=a;metrik=x"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("metrik"), "{err}");
+}
+
+/// Renders the page in headless Chromium and checks the screenshot is not blank. Runs when a
+/// Chromium is found (`T4V_CHROMIUM`, or `chromium` on the PATH; `.ci/run` installs it).
+fn check_in_chromium(page: &Path) {
+    let browser = std::env::var_os("T4V_CHROMIUM")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|d| d.join("chromium"))
+                    .find(|p| p.exists())
+            })
+        });
+    let Some(browser) = browser else {
+        eprintln!("skipped the Chromium check: no chromium (set T4V_CHROMIUM)");
+        return;
+    };
+    let shot = page.with_file_name("screenshot.png");
+    let o = Command::new(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1000,2400",
+        ])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(
+        shot.exists(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let img = image::open(&shot).unwrap().to_rgb8();
+    // Text, tables and the figures make many non-white pixels and several colours.
+    let dark = img
+        .pixels()
+        .filter(|p| p.0.iter().all(|c| *c < 128))
+        .count();
+    let coloured = img
+        .pixels()
+        .filter(|p| p.0.iter().max().unwrap() - p.0.iter().min().unwrap() > 80)
+        .count();
+    assert!(
+        dark > 2_000 && coloured > 2_000,
+        "the page looks blank: {dark} dark, {coloured} coloured pixels"
+    );
 }
 
 #[test]

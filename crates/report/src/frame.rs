@@ -38,6 +38,8 @@ pub struct RunData {
     pub record: RunRecord,
     /// `(split, name)` → series.
     pub series: BTreeMap<(String, String), Series>,
+    /// Where and with what its last attempt ran.
+    pub provenance: Option<t4v_core::Provenance>,
 }
 
 impl RunData {

@@ -3,18 +3,21 @@
 //! seeds ([`compare`], [`stats`]), written as Markdown, LaTeX and CSV ([`render`]).
 
 pub mod compare;
+pub mod figures;
 pub mod frame;
+pub mod html;
 pub mod render;
 pub mod stats;
 pub mod table;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::Value;
 
 pub use compare::{CompareSpec, Comparison};
+pub use figures::{Figure, FigureSpec};
 pub use frame::{Policy, RunData};
 pub use table::{Table, TableSpec};
 
@@ -38,6 +41,7 @@ pub enum ReportError {
 pub enum Declaration {
     Table(TableSpec),
     Compare(CompareSpec),
+    Figure(FigureSpec),
 }
 
 impl Declaration {
@@ -54,13 +58,19 @@ impl Declaration {
 }
 
 /// Output formats.
-pub const FORMATS: &[&str] = &["md", "tex", "csv"];
+pub const FORMATS: &[&str] = &["md", "tex", "csv", "svg", "png", "html"];
 
 /// The report of one sweep.
 pub struct Report {
     pub sweep: String,
     pub tables: Vec<Table>,
     pub comparisons: Vec<Comparison>,
+    pub figures: Vec<Figure>,
+    /// The sweep script (path, text), for the HTML page.
+    pub script: Option<(String, String)>,
+    /// Runs by status, and the distinct provenances of their last attempts with counts.
+    pub counts: BTreeMap<String, usize>,
+    pub provenance: Vec<(String, usize)>,
     /// Every run: spec fields and the metrics the declarations read.
     pub runs: polars::prelude::DataFrame,
 }
@@ -126,7 +136,14 @@ pub fn build(
             _ => None,
         })
         .collect();
-    if tables.is_empty() && compares.is_empty() {
+    let figure_specs: Vec<&FigureSpec> = declarations
+        .iter()
+        .filter_map(|d| match d {
+            Declaration::Figure(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    if tables.is_empty() && compares.is_empty() && figure_specs.is_empty() {
         tables = default_tables(runs);
     }
     // Each table reads its own frame: its kind, its metrics under its policy.
@@ -156,10 +173,52 @@ pub fn build(
         .into_iter()
         .map(|m| (m.clone(), Policy::Summary))
         .collect();
+    let figures = figure_specs
+        .iter()
+        .map(|f| figures::compute(runs, f))
+        .collect::<Result<_, _>>()?;
+    let mut counts = BTreeMap::new();
+    let mut provenance: Vec<(String, usize)> = Vec::new();
+    for r in runs {
+        *counts
+            .entry(r.record.status.as_str().to_string())
+            .or_insert(0) += 1;
+        if let Some(p) = &r.provenance {
+            let line = format!(
+                "commit {}{} · {} · {} · backend {}{} · {}",
+                p.git_commit.as_deref().unwrap_or("unknown"),
+                if p.git_dirty == Some(true) {
+                    " (dirty)"
+                } else {
+                    ""
+                },
+                p.host,
+                p.os,
+                p.backend,
+                p.device
+                    .as_ref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default(),
+                p.versions
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            match provenance.iter_mut().find(|x| x.0 == line) {
+                Some(x) => x.1 += 1,
+                None => provenance.push((line, 1)),
+            }
+        }
+    }
     Ok(Report {
+        script: None,
+        counts,
+        provenance,
         sweep: sweep.to_string(),
         tables: out_tables,
         comparisons,
+        figures,
         runs: frame::runs_frame(runs, &summary_metrics)?,
     })
 }
@@ -173,11 +232,11 @@ impl Report {
             move |source| ReportError::Io { path, source }
         };
         std::fs::create_dir_all(out).map_err(io(out))?;
-        let mut written = Vec::new();
-        let mut put = |name: String, text: String| -> Result<(), ReportError> {
+        let written = std::cell::RefCell::new(Vec::new());
+        let put = |name: String, text: String| -> Result<(), ReportError> {
             let p = out.join(name);
             std::fs::write(&p, text).map_err(io(&p))?;
-            written.push(p);
+            written.borrow_mut().push(p);
             Ok(())
         };
         let mut page = format!("# Report: sweep `{}`\n\n", self.sweep);
@@ -217,13 +276,28 @@ impl Report {
                 )?;
             }
         }
+        for f in &self.figures {
+            let stem = file_stem(&f.name);
+            if formats.contains(&"svg") || formats.contains(&"html") {
+                put(format!("{stem}.svg"), figures::svg(f)?)?;
+            }
+            if formats.contains(&"png") {
+                let p = out.join(format!("{stem}.png"));
+                figures::png(f, &p)?;
+                written.borrow_mut().push(p);
+            }
+            page += &format!("![{}]({stem}.svg)\n\n", f.title);
+        }
         if formats.contains(&"csv") {
             put("runs.csv".into(), render::csv(&mut self.runs.clone())?)?;
         }
         if formats.contains(&"md") {
             put("report.md".into(), page)?;
         }
-        Ok(written)
+        if formats.contains(&"html") {
+            put("index.html".into(), html::page(self))?;
+        }
+        Ok(written.into_inner())
     }
 }
 

@@ -500,7 +500,7 @@ pub fn evaluate(file: &str, source: &str, registry: &Registry) -> Result<SweepDe
                 .join(", ")
         )
     });
-    for kind in ["table", "compare"] {
+    for kind in ["table", "compare", "figure"] {
         engine.register_fn(
             kind,
             move |ctx: NativeCallContext,

@@ -310,3 +310,30 @@ pub(crate) fn report_scores(
     reporter.artefact("per_class", &per_class_path.to_string_lossy());
     Ok(acc)
 }
+
+/// Writes W `[C, D']` with the class names as the run's `classifier` artefact
+/// (`classifier.safetensors`: `weight`, metadata `classes`), which reports draw the class
+/// similarity heatmap from.
+pub(crate) fn write_classifier<B: Backend>(
+    job: &Job,
+    reporter: &mut Reporter,
+    w: Tensor<B, 2>,
+    classes: &[String],
+) -> Result<(), RunError> {
+    let shape = w.dims();
+    let data = to_vec(w)?;
+    let bytes: Vec<u8> = data.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.to_vec(), &bytes)
+            .expect("sizes agree");
+    let meta: std::collections::HashMap<String, String> = [(
+        "classes".to_string(),
+        serde_json::to_string(classes).expect("names serialise"),
+    )]
+    .into();
+    let path = job.run_dir.join("classifier.safetensors");
+    safetensors::serialize_to_file([("weight", view)], Some(meta), &path)
+        .map_err(|e| fail(format!("writing {}: {e}", path.display())))?;
+    reporter.artefact("classifier", &path.to_string_lossy());
+    Ok(())
+}

@@ -196,6 +196,7 @@ fn probe<B: AutodiffBackend>(
         reporter.progress(epoch_no as u64, epochs as u64);
     }
     let s = scores::<B::InnerBackend>(&model.valid(), &test, batch, device)?;
+    super::write_classifier(job, reporter, model.classifier.weight.val(), &classes)?;
     report_scores(
         reporter,
         "test",

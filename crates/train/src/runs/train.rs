@@ -283,6 +283,7 @@ fn train<B: AutodiffBackend>(
         }
         save(&last_dir, &model, spec, &state, Some(&fitter))?;
     }
+    super::write_classifier(job, reporter, model.classifier.weight.val(), &classes)?;
     reporter.artefact("checkpoint", &best_dir.to_string_lossy());
     reporter.artefact("last", &last_dir.to_string_lossy());
     if let (Some(b), Some(e)) = (state.best_top1, state.best_epoch) {

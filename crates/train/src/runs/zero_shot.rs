@@ -79,6 +79,7 @@ fn zero_shot<B: Backend>(
         )));
     }
     let scores = to_vec(classifier.forward_eval(v))?;
+    super::write_classifier(job, reporter, classifier.weight.val(), &classes)?;
     report_scores(
         reporter,
         "test",
