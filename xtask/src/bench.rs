@@ -7,6 +7,7 @@
 //! - `data`: training clips from JPEG folders against a PIL pipeline.
 //! - `lda`: the LDA init's fit at K400 scale (N = 24,000, D = 512, C = 400) against
 //!   scikit-learn on the same data.
+//! - `report`: the tables of a sweep of 10,000 runs with 30-epoch series, whole command.
 //! - `probe`: a sweep of `probe` runs (6 inits × 3 seeds) on cached synthetic features, through
 //!   the command line as a user runs it.
 
@@ -21,7 +22,7 @@ use t4v_core::Registry;
 use t4v_store::Store;
 use t4v_sweep::Plan;
 
-pub const NAMES: &[&str] = &["engine", "clip", "data", "lda", "probe"];
+pub const NAMES: &[&str] = &["engine", "clip", "data", "lda", "probe", "report"];
 
 pub fn run(name: Option<&str>, runs: usize, registry: &Registry) -> Result<()> {
     if name.is_none_or(|n| n == "engine") {
@@ -38,6 +39,9 @@ pub fn run(name: Option<&str>, runs: usize, registry: &Registry) -> Result<()> {
     }
     if name.is_none_or(|n| n == "probe") {
         probe()?;
+    }
+    if name.is_none_or(|n| n == "report") {
+        report(runs)?;
     }
     Ok(())
 }
@@ -557,6 +561,106 @@ fn probe() -> Result<()> {
         println!(
             "  {name}: 18 runs in {took:.1} s ({:.2} s/run), whole `xtask sweep`",
             took / 18.0
+        );
+    }
+    Ok(())
+}
+
+/// `report` over a sweep of N runs (40 × 50 settings × 5 seeds at 10,000) each with two
+/// 30-epoch series: the store is filled through `import` (an export's format), then the
+/// `report` command makes a table whose cells read the best epoch of every run.
+fn report(n: usize) -> Result<()> {
+    use std::fmt::Write as _;
+    let tmp = tempfile::tempdir()?;
+    let (seeds, cols) = (5usize, 50usize);
+    let rows = n.div_ceil(seeds * cols);
+    let mut ids = Vec::new();
+    let mut lines = String::new();
+    let mut k = 0u64;
+    'outer: for r in 0..rows {
+        for c in 0..cols {
+            for seed in 0..seeds {
+                if ids.len() == n {
+                    break 'outer;
+                }
+                k += 1;
+                let id = format!("{k:016x}");
+                let spec = serde_json::json!({"kind": "selftest", "seed": seed,
+                    "params": {"difficulty": 1.0 + r as f64 / 10.0, "sleep_ms": c}});
+                let mut run = serde_json::json!({
+                    "type": "run", "id": id, "setting": format!("{:016x}", r * cols + c),
+                    "kind": "selftest", "spec": spec, "canonical": spec, "status": "done",
+                    "sweeps": ["bench-report"], "attempts": 1, "created_ms": 0, "updated_ms": 0,
+                    "summary": {}});
+                let mut loss = Vec::new();
+                let mut top1 = Vec::new();
+                for e in 0..30 {
+                    let x = (e + 1) as f64 / 30.0;
+                    loss.push(2.0 / (1.0 + 3.0 * x) + 0.01 * seed as f64);
+                    top1.push(100.0 * x / (1.0 + r as f64 / 40.0) - 0.1 * c as f64 + seed as f64);
+                }
+                run["summary"] = serde_json::json!({"train/loss": loss[29], "val/top1": top1[29]});
+                writeln!(lines, "{run}")?;
+                for (name, split, v) in [("loss", "train", &loss), ("top1", "val", &top1)] {
+                    let series = serde_json::json!({"type": "series", "run": id, "split": split,
+                        "name": name, "steps": (1..=30).collect::<Vec<u64>>(), "values": v});
+                    writeln!(lines, "{series}")?;
+                }
+                ids.push(id);
+            }
+        }
+    }
+    let sweep = serde_json::json!({"type": "sweep", "name": "bench-report", "script_path": "bench",
+        "script": "", "script_hash": "h", "runs": ids, "reports": [], "created_ms": 0,
+        "updated_ms": 0, "revision": 1});
+    let text = format!("{sweep}\n{lines}");
+    let results = tmp.path().join("results");
+    let t = Instant::now();
+    {
+        let store = Store::open(&results.join("store"))?;
+        store.import_jsonl(text.as_bytes())?;
+    }
+    println!(
+        "report of a sweep of {} runs × 2 series of 30 epochs ({:.1} MB export, imported in {:.2}s):",
+        ids.len(),
+        text.len() as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
+    let exe = std::env::current_exe()?;
+    for (what, table) in [
+        (
+            "summary",
+            "rows=params.difficulty;cols=params.sleep_ms;metric=val/top1",
+        ),
+        (
+            "best epoch",
+            "rows=params.difficulty;cols=params.sleep_ms;metric=val/top1;policy=best",
+        ),
+    ] {
+        let mut best = f64::INFINITY;
+        for _ in 0..env_number("T4V_BENCH_ITERS", 3) {
+            let t = Instant::now();
+            let o = std::process::Command::new(&exe)
+                .arg("--results")
+                .arg(&results)
+                .args([
+                    "report",
+                    "bench-report",
+                    "--format",
+                    "md,tex,csv",
+                    "--table",
+                    table,
+                ])
+                .output()?;
+            anyhow::ensure!(
+                o.status.success(),
+                "report failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        println!(
+            "  `xtask report` (tables: md, tex, csv; {rows} × {cols} cells of {seeds} seeds, cells from the {what}), whole process: {best:.3}s"
         );
     }
     Ok(())

@@ -58,6 +58,8 @@ pub enum StoreError {
     NotClaimable { id: RunId, status: RunStatus },
     #[error("writing the export: {0}")]
     Export(#[from] std::io::Error),
+    #[error("import, line {line}: {message}")]
+    Import { line: usize, message: String },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -465,6 +467,91 @@ impl Store {
 
     /// Writes the whole store as JSON lines: one object per sweep, run, attempt and series,
     /// each tagged with `"type"`.
+    /// Reads an export (`export_jsonl`) into this store: sweeps, runs, attempts and series,
+    /// replacing records with the same keys. A line that is not a record of the export format
+    /// stops the import with its line number; nothing is flushed before the whole file is read.
+    pub fn import_jsonl(&self, input: impl std::io::BufRead) -> Result<usize> {
+        let bad = |line: usize, m: String| StoreError::Import { line, message: m };
+        let mut n = 0;
+        let (mut runs, mut attempts, mut metrics) = (
+            sled::Batch::default(),
+            sled::Batch::default(),
+            sled::Batch::default(),
+        );
+        let mut sweeps = Vec::new();
+        for (i, line) in input.lines().enumerate() {
+            let line = line.map_err(|e| bad(i + 1, e.to_string()))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let mut v: serde_json::Value =
+                serde_json::from_str(&line).map_err(|e| bad(i + 1, e.to_string()))?;
+            let kind = v["type"].as_str().unwrap_or_default().to_string();
+            match kind.as_str() {
+                "sweep" => {
+                    let s: SweepRecord =
+                        serde_json::from_value(v).map_err(|e| bad(i + 1, e.to_string()))?;
+                    sweeps.push(s);
+                }
+                "run" => {
+                    let r: RunRecord =
+                        serde_json::from_value(v).map_err(|e| bad(i + 1, e.to_string()))?;
+                    runs.insert(r.id.as_str().as_bytes(), encode(&r));
+                }
+                "attempt" => {
+                    let id: RunId = v["run"]
+                        .as_str()
+                        .and_then(|s| s.parse().ok())
+                        .ok_or_else(|| bad(i + 1, "attempt without a `run` id".into()))?;
+                    if let Some(o) = v.as_object_mut() {
+                        o.remove("run");
+                        o.remove("type");
+                    }
+                    let a: Attempt =
+                        serde_json::from_value(v).map_err(|e| bad(i + 1, e.to_string()))?;
+                    attempts.insert(attempt_key(&id, a.n), encode(&a));
+                }
+                "series" => {
+                    let id: RunId = v["run"]
+                        .as_str()
+                        .and_then(|s| s.parse().ok())
+                        .ok_or_else(|| bad(i + 1, "series without a `run` id".into()))?;
+                    let (Some(split), Some(name), Some(steps), Some(values)) = (
+                        v["split"].as_str(),
+                        v["name"].as_str(),
+                        v["steps"].as_array(),
+                        v["values"].as_array(),
+                    ) else {
+                        return Err(bad(i + 1, "series needs split, name, steps, values".into()));
+                    };
+                    let mut series = Series::default();
+                    for (st, va) in steps.iter().zip(values) {
+                        let x = match va {
+                            serde_json::Value::String(t) => match t.as_str() {
+                                "inf" => f64::INFINITY,
+                                "-inf" => f64::NEG_INFINITY,
+                                _ => f64::NAN,
+                            },
+                            other => other.as_f64().unwrap_or(f64::NAN),
+                        };
+                        series.insert(st.as_u64().unwrap_or(0), x);
+                    }
+                    metrics.insert(metric_key(&id, split, name), series.encode());
+                }
+                other => return Err(bad(i + 1, format!("unknown record type `{other}`"))),
+            }
+            n += 1;
+        }
+        self.runs.apply_batch(runs)?;
+        self.attempts.apply_batch(attempts)?;
+        self.metrics.apply_batch(metrics)?;
+        for s in sweeps {
+            self.sweeps.insert(s.name.as_bytes(), encode(&s))?;
+        }
+        self.flush()?;
+        Ok(n)
+    }
+
     pub fn export_jsonl(&self, out: &mut dyn Write) -> Result<()> {
         for s in self.sweeps()? {
             let mut v = serde_json::to_value(&s).expect("records serialise");
@@ -576,6 +663,39 @@ mod tests {
         let attempts = store.attempts(&id(1)).unwrap();
         assert_eq!(attempts.len(), 2);
         assert_eq!(attempts[0].stderr_tail, vec!["x".to_string()]);
+    }
+
+    #[test]
+    fn an_export_imports_into_an_equal_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Store::open(&dir.path().join("a")).unwrap();
+        a.register_sweep(sweep("s", &[id(1), id(2)]), &[entry(1), entry(2)])
+            .unwrap();
+        let n = a
+            .claim(&id(1), "me", Attempt::starting(Provenance::default()))
+            .unwrap();
+        a.append_metric(&id(1), "train", "loss", 1, 0.5).unwrap();
+        a.append_metric(&id(1), "train", "loss", 2, f64::NAN)
+            .unwrap();
+        a.set_summary(&id(1), "test/top1", 71.5).unwrap();
+        a.finish(&id(1), n, AttemptOutcome::Succeeded, None, None, vec![])
+            .unwrap();
+        let mut first = Vec::new();
+        a.export_jsonl(&mut first).unwrap();
+        let b = Store::open(&dir.path().join("b")).unwrap();
+        let records = b.import_jsonl(first.as_slice()).unwrap();
+        assert_eq!(records, 1 + 2 + 1 + 1, "sweep, runs, attempt, series");
+        let mut second = Vec::new();
+        b.export_jsonl(&mut second).unwrap();
+        assert_eq!(
+            String::from_utf8(first).unwrap(),
+            String::from_utf8(second).unwrap()
+        );
+        let err = b
+            .import_jsonl("{\"type\": \"run\"}\n".as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("import, line 1: missing field"), "{err}");
     }
 
     #[test]
