@@ -132,6 +132,7 @@ fn a_sweep_report_matches_the_golden_files() {
         assert!(html.contains(needle), "index.html lacks {needle}");
     }
     check_in_chromium(&out.join("index.html"));
+    check_latex(&out, &["main.tex", "at-epoch-2.tex", "easy-vs-hard.tex"]);
 
     // The runs frame has one line per run with its status.
     let runs = std::fs::read_to_string(out.join("runs.csv")).unwrap();
@@ -155,6 +156,42 @@ fn a_sweep_report_matches_the_golden_files() {
     let o = xtask(&["report", "golden", "--table", "rows=a;metrik=x"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("metrik"), "{err}");
+}
+
+/// Compiles the LaTeX tables in an article with booktabs. Runs when `pdflatex` is found
+/// (`T4V_PDFLATEX`, or on the PATH; `.ci/run` installs texlive-latex-recommended).
+fn check_latex(dir: &Path, tables: &[&str]) {
+    let tex = std::env::var_os("T4V_PDFLATEX")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|d| d.join("pdflatex"))
+                    .find(|p| p.exists())
+            })
+        });
+    let Some(tex) = tex else {
+        eprintln!("skipped the LaTeX check: no pdflatex (set T4V_PDFLATEX)");
+        return;
+    };
+    let inputs: String = tables.iter().map(|t| format!("\\input{{{t}}}\n")).collect();
+    std::fs::write(
+        dir.join("doc.tex"),
+        format!(
+            "\\documentclass{{article}}\n\\usepackage[T1]{{fontenc}}\n\\usepackage{{booktabs}}\n\\begin{{document}}\n{inputs}\\end{{document}}\n"
+        ),
+    )
+    .unwrap();
+    let o = Command::new(tex)
+        .current_dir(dir)
+        .args(["-interaction=nonstopmode", "-halt-on-error", "doc.tex"])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success() && dir.join("doc.pdf").exists(),
+        "pdflatex failed:\n{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 }
 
 /// Renders the page in headless Chromium and checks the screenshot is not blank. Runs when a
@@ -229,4 +266,59 @@ fn a_bad_declaration_stops_the_sweep_before_anything_is_stored() {
         "{err}"
     );
     assert!(!d.path().join("results/store").exists());
+}
+
+#[test]
+fn a_running_sweep_is_reported_from_its_snapshot() {
+    let d = tempfile::tempdir().unwrap();
+    let script = d.path().join("live.rhai");
+    std::fs::write(
+        &script,
+        r#"let s = sweep("live");
+        s.seeds([0, 1]);
+        s.add(#{ kind: "selftest", params: #{ epochs: 3 } });
+        let slow = #{ kind: "selftest", params: #{ epochs: 3, sleep_ms: 60000, difficulty: 2.0 } };
+        s.add(slow);
+        s.table(#{ name: "t", rows: ["params.difficulty"], metric: "val/top1" });"#,
+    )
+    .unwrap();
+    let results = d.path().join("results");
+    let mut sweep = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("--results")
+        .arg(&results)
+        .args(["sweep", script.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the quick runs are done and a snapshot after them exists.
+    let snap = results.join("store.snapshot.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(&snap).unwrap_or_default();
+        if text.matches("\"status\":\"done\"").count() >= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no snapshot with the quick runs"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("--results")
+        .arg(&results)
+        .args(["report", "live", "--format", "md"])
+        .output()
+        .unwrap();
+    sweep.kill().unwrap();
+    sweep.wait().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("reporting from its snapshot"), "{err}");
+    let md = String::from_utf8_lossy(&o.stdout);
+    // The done setting has both seeds; the running one is flagged with none.
+    assert!(
+        md.contains("| 1.0 | **") && md.contains("| 2.0 | — †0/2 |"),
+        "{md}"
+    );
 }

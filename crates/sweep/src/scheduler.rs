@@ -43,13 +43,13 @@ pub struct SweepOptions {
     /// Provenance recorded with every attempt (device filled per attempt).
     pub provenance: Provenance,
     /// Where to keep a JSON-lines export of the store while the sweep holds it (at the start,
-    /// at most every [`SNAPSHOT_EVERY`] as runs finish, and at the end), so reports can read
-    /// the results of a running sweep.
+    /// within [`SNAPSHOT_EVERY`] of a run finishing, and at the end), so reports can read the
+    /// results of a running sweep.
     pub snapshot: Option<PathBuf>,
 }
 
 /// Least time between two snapshots of the store during a sweep.
-pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(10);
+pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(5);
 
 /// Writes the store's export to `path` atomically (a temporary file renamed over it).
 pub fn write_snapshot(store: &Store, path: &std::path::Path) -> std::io::Result<()> {
@@ -183,18 +183,21 @@ pub fn execute(
     let (tx, rx): (Sender<Msg>, Receiver<Msg>) = mpsc::channel();
     let mut running: HashMap<RunId, Worker> = HashMap::new();
     let mut stopping = false;
+    // Snapshot state: when the last one was written, and whether runs finished since.
     let mut snapshot_at: Option<Instant> = None;
-    let mut snapshot = |progress: &mut Progress, force: bool| {
+    let mut changed = false;
+    let mut snapshot = |progress: &mut Progress, force: bool, changed: &mut bool| {
         if let Some(p) = &opts.snapshot
-            && (force || snapshot_at.is_none_or(|t| t.elapsed() >= SNAPSHOT_EVERY))
+            && (force || (*changed && snapshot_at.is_none_or(|t| t.elapsed() >= SNAPSHOT_EVERY)))
         {
             if let Err(e) = write_snapshot(store, p) {
                 progress.println(&format!("warning: store snapshot {}: {e}", p.display()));
             }
             snapshot_at = Some(Instant::now());
+            *changed = false;
         }
     };
-    snapshot(&mut progress, true);
+    snapshot(&mut progress, true, &mut changed);
 
     loop {
         // Start what can start.
@@ -248,6 +251,7 @@ pub fn execute(
             break;
         }
 
+        snapshot(&mut progress, false, &mut changed);
         // Wait for events.
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(msg) => handle(store, &mut running, msg)?,
@@ -285,7 +289,7 @@ pub fn execute(
                     free_devices.push_back(d.clone());
                 }
                 let (result, reason) = conclude(store, &id, w, &mut progress)?;
-                snapshot(&mut progress, false);
+                changed = true;
                 match result {
                     AttemptOutcome::Succeeded => {
                         outcome.succeeded += 1;
@@ -314,7 +318,7 @@ pub fn execute(
     if stopping {
         outcome.stopped += waiting.len();
     }
-    snapshot(&mut progress, true);
+    snapshot(&mut progress, true, &mut changed);
     outcome.elapsed = progress.finish();
     store.flush()?;
     Ok(outcome)
