@@ -243,3 +243,16 @@ pub fn export(results: &Path, out: Option<&Path>) -> Result<()> {
     }
     Ok(())
 }
+
+/// Reads an export into the store (created if there is none): runs, attempts, series and sweeps
+/// replace those with the same keys.
+pub fn import(results: &Path, file: &Path) -> Result<()> {
+    let dir = store_dir(results);
+    let store = Store::open(&dir)?;
+    let f = std::fs::File::open(file).with_context(|| format!("reading {}", file.display()))?;
+    let n = store
+        .import_jsonl(std::io::BufReader::new(f))
+        .with_context(|| format!("importing {}", file.display()))?;
+    eprintln!("imported {n} records into {}", dir.display());
+    Ok(())
+}

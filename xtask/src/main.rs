@@ -69,6 +69,11 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Read an export (`export --out FILE`) into the store.
+    Import {
+        /// A file written by `export`.
+        file: PathBuf,
+    },
     /// Download a CLIP checkpoint (config, weights, tokenizer) into the Hugging Face cache.
     Fetch {
         /// A Hugging Face model id, e.g. `openai/clip-vit-base-patch32`.
@@ -111,6 +116,7 @@ fn main() -> Result<()> {
         Cmd::Plugins { json } => listing::plugins(&registry, json),
         Cmd::Report(args) => report_cmd::run(&cli.results, &args),
         Cmd::Export { out } => listing::export(&cli.results, out.as_deref()),
+        Cmd::Import { file } => listing::import(&cli.results, &file),
         Cmd::Fetch { model } => clip_cmd::fetch(&model),
         Cmd::Embed(args) => clip_cmd::embed(&args),
         Cmd::Data(args) => data_cmd::run(&args, &registry),
