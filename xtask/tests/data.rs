@@ -58,7 +58,10 @@ fn ucf101_official_layout_with_broken_media() {
     let (ok, v, err) = data(&["ucf101", "--root", r, "--json"]);
     assert!(ok, "{err}");
     assert_eq!(v["classes"], 2);
-    assert_eq!(v["splits"], serde_json::json!({"train": 3, "test": 2}));
+    assert_eq!(
+        v["splits"],
+        serde_json::json!({"train": 3, "test": 2, "full": 5})
+    );
     let problems = v["problems"].as_array().unwrap();
     assert_eq!(problems.len(), 3, "{problems:?}");
     let reason = |suffix: &str| {

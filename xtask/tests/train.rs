@@ -124,12 +124,22 @@ fn train_learns_and_its_checkpoints_evaluate_single_and_multi_view() {
         s.add(e);
         // `eval` is a Rhai keyword: the field is set with index syntax.
         let m = e; m["eval"] = #{ crops: 3, clips: 2 }; m.params = #{ checkpoint: "best" };
-        s.add(m);"#,
+        s.add(m);
+        // Zero-shot style: W recomputed from the class names, half-class draws.
+        let z = e; z.params = #{ checkpoint: "last", reinit: true, half_class_draws: 4, batch: 32 };
+        s.add(z);
+        // Fine-tuning from the trained run.
+        let ft = t; ft.needs = #{ init: trained };
+        ft.optim = #{ lr: 3e-3, clip_ratio: 1.0, epochs: 1, warmup_epochs: 0, batch_size: 32 };
+        s.add(ft);"#,
     );
     let out = env.sweep(&script);
-    assert!(out.contains("3 succeeded, 0 failed"), "{out}");
+    assert!(out.contains("5 succeeded, 0 failed"), "{out}");
     let runs = env.runs();
-    let train = by_kind(&runs, "train")[0];
+    let train = by_kind(&runs, "train")
+        .into_iter()
+        .find(|r| r["spec"]["needs"].as_object().is_none_or(|n| n.is_empty()))
+        .unwrap();
     let id = train["id"].as_str().unwrap();
     let (steps, loss) = env.series(id, "train", "loss");
     assert_eq!(steps, [1, 2, 3]);
@@ -172,6 +182,31 @@ fn train_learns_and_its_checkpoints_evaluate_single_and_multi_view() {
     assert_eq!(metric(multi, "test/views"), 6.0);
     let t1 = metric(multi, "test/top1");
     assert!(t1 > CHANCE && t1 <= metric(multi, "test/top5"), "{multi}");
+    let z = evals
+        .iter()
+        .find(|r| r["spec"]["params"]["reinit"] == true)
+        .unwrap();
+    assert!((0.0..=100.0).contains(&metric(z, "half/top1_mean")), "{z}");
+    assert!(metric(z, "half/top1_std") >= 0.0);
+
+    let ft = by_kind(&runs, "train")
+        .into_iter()
+        .find(|r| r["spec"]["needs"]["init"] == train["id"])
+        .unwrap();
+    let log = std::fs::read_to_string(
+        env.results()
+            .join("runs")
+            .join(ft["id"].as_str().unwrap())
+            .join("attempt-1.stderr.log"),
+    )
+    .unwrap();
+    assert!(
+        log.contains(&format!(
+            "visual encoder, temporal head and logit scale from run {id}"
+        )),
+        "{log}"
+    );
+    assert!(metric(ft, "best/top1") > CHANCE, "{ft}");
 }
 
 #[test]

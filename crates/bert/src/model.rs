@@ -79,6 +79,16 @@ const DISTILBERT: Names = Names {
     ffn_norm: "output_layer_norm",
 };
 
+/// Name prefixes of heads that checkpoints carry beside the encoder.
+const HEADS: &[&str] = &[
+    "pooler.",
+    "cls.",
+    "vocab_transform.",
+    "vocab_layer_norm.",
+    "vocab_projector.",
+    "lm_head.",
+];
+
 #[derive(Module, Debug)]
 pub struct BertLayer<B: Backend> {
     pub attention: Attention<B>,
@@ -191,10 +201,12 @@ impl<B: Backend> BertModel<B> {
                 ffn_norm: layer_norm(&mut w, &n(names.ffn_norm), d, eps, device)?,
             });
         }
-        // A pooler (BERT's `pooler.dense`) is not used by mean pooling.
-        for pooler in ["pooler.dense.weight", "pooler.dense.bias"] {
-            let name = p(pooler);
-            if let Some(shape) = w.shape(&name).map(<[usize]>::to_vec) {
+        // Task heads saved with the encoder (BERT's pooler and pre-training heads, DistilBERT's
+        // masked-LM head) are not used by mean pooling.
+        for name in w.names() {
+            let bare = name.strip_prefix(&prefix).unwrap_or(&name);
+            if HEADS.iter().any(|h| bare.starts_with(h)) {
+                let shape = w.shape(&name).map(<[usize]>::to_vec).unwrap_or_default();
                 w.take(&name, &shape)?;
             }
         }

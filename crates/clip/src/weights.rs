@@ -188,6 +188,11 @@ impl Weights {
         &self.path
     }
 
+    /// Names of the tensors not taken yet.
+    pub fn names(&self) -> Vec<String> {
+        self.tensors.keys().cloned().collect()
+    }
+
     /// The shape of a tensor, if present.
     pub fn shape(&self, name: &str) -> Option<&[usize]> {
         self.tensors.get(name).map(|t| t.shape.as_slice())

@@ -53,9 +53,27 @@ impl Dataset for Loaded {
         &self.classes
     }
     fn splits(&self) -> Vec<String> {
-        self.splits.keys().cloned().collect()
+        let mut s: Vec<String> = self.splits.keys().cloned().collect();
+        s.push(FULL.into());
+        s
     }
     fn videos(&self, split: &str) -> Result<Vec<VideoItem>, PluginError> {
+        if split == FULL && !self.splits.contains_key(FULL) {
+            // Every video of the official splits once, in split order: the "full" evaluation of
+            // the zero-shot protocols.
+            let mut seen = std::collections::HashSet::new();
+            return Ok(self
+                .splits
+                .values()
+                .flatten()
+                .filter(|v| seen.insert(v.path.clone()))
+                .map(|v| VideoItem {
+                    path: v.path.clone(),
+                    label: v.label,
+                    frames: v.frames,
+                })
+                .collect());
+        }
         let v = self.splits.get(split).ok_or_else(|| {
             PluginError::Invalid(format!(
                 "no split `{split}` (splits: {})",
@@ -76,6 +94,9 @@ impl Dataset for Loaded {
 }
 
 const TOP: &[Metric] = &[Metric::Top1, Metric::Top5, Metric::MeanClassAccuracy];
+
+/// The split every dataset has: all videos of its official splits (zero-shot "full classes").
+pub const FULL: &str = "full";
 const MAP: &[Metric] = &[
     Metric::MeanAp,
     Metric::Top1,
@@ -478,6 +499,12 @@ mod tests {
         let ds = Synthetic.open(&DataOptions::default()).unwrap();
         let src = source(ds.as_ref(), "test").unwrap();
         assert_eq!(src.len(), 48 * 8);
+        // `full`: every video of the official splits once.
+        assert!(ds.splits().contains(&FULL.to_string()));
+        let full = ds.videos(FULL).unwrap();
+        assert_eq!(full.len(), 48 * (24 + 8));
+        let unique: std::collections::HashSet<_> = full.iter().map(|v| &v.path).collect();
+        assert_eq!(unique.len(), full.len());
         let cfg = LoaderConfig {
             batch: 8,
             frames: 8,

@@ -45,6 +45,18 @@ static EVAL: PluginInfo = PluginInfo {
             default: "8",
             doc: "videos per forward pass (each with crops × clips views)",
         },
+        ParamDef {
+            name: "split",
+            ty: ParamType::Str,
+            default: "\"\"",
+            doc: "the split to evaluate (default: the dataset's val or test split; `full`: every video, the zero-shot protocols)",
+        },
+        ParamDef {
+            name: "half_class_draws",
+            ty: ParamType::Int,
+            default: "0",
+            doc: "draws of the half-class zero-shot protocol (10 in the paper; 0 = full classes only)",
+        },
     ],
 };
 
@@ -77,6 +89,32 @@ impl Body for EvalRun {
     }
 }
 
+/// A `train` run's checkpoint folder: the model as trained, the run's spec and loop state.
+pub(crate) fn load_checkpoint<B: Backend>(
+    dir: &std::path::Path,
+    device: &B::Device,
+) -> Result<(VideoClassifier<B>, RunSpec, LoopState), RunError> {
+    let trained: RunSpec = fit::read_json(dir, "spec.json").map_err(fail)?;
+    let state: LoopState = fit::read_json(dir, "state.json").map_err(fail)?;
+    // The architecture of the checkpoint, then its weights.
+    let (clip, _) =
+        ClipModel::<B>::load(&model_dir(&trained.model.backbone)?, device).map_err(fail)?;
+    let d = clip.embed_dim();
+    let encoder =
+        ClipVideoEncoder::new(clip, &trained.model.temporal_head, trained.seed).map_err(fail)?;
+    let skeleton = VideoClassifier {
+        encoder,
+        classifier: CosineClassifier::new(
+            Tensor::zeros(state.classifier_shape, device),
+            d,
+            trained.classifier.frozen,
+            Tensor::zeros([1], device),
+        ),
+    };
+    let model = fit::load_model(dir, skeleton, device).map_err(fail)?;
+    Ok((model, trained, state))
+}
+
 fn eval<B: Backend>(
     job: &Job,
     reporter: &mut Reporter,
@@ -96,25 +134,8 @@ fn eval<B: Backend>(
     let wanted = need.run_dir.join("checkpoint").join(which);
     let dir = fit::existing(&wanted)
         .ok_or_else(|| fail(format!("no checkpoint at {}", wanted.display())))?;
-    let trained: RunSpec = fit::read_json(&dir, "spec.json").map_err(fail)?;
-    let state: LoopState = fit::read_json(&dir, "state.json").map_err(fail)?;
-
-    // The architecture of the checkpoint, then its weights.
-    let (clip, _) =
-        ClipModel::<B>::load(&model_dir(&trained.model.backbone)?, device).map_err(fail)?;
-    let d = clip.embed_dim();
-    let encoder =
-        ClipVideoEncoder::new(clip, &trained.model.temporal_head, trained.seed).map_err(fail)?;
-    let skeleton = VideoClassifier {
-        encoder,
-        classifier: CosineClassifier::new(
-            Tensor::zeros(state.classifier_shape, device),
-            d,
-            trained.classifier.frozen,
-            Tensor::zeros([1], device),
-        ),
-    };
-    let mut model = fit::load_model(&dir, skeleton, device).map_err(fail)?;
+    let (mut model, trained, state) = load_checkpoint::<B>(&dir, device)?;
+    let d = model.encoder.embed_dim();
     reporter.log(format!(
         "checkpoint {} (epoch {}, validation top-1 {:?})",
         dir.display(),
@@ -150,7 +171,10 @@ fn eval<B: Backend>(
         )));
     }
 
-    let split = eval_split(dataset.as_ref())?;
+    let split = match job.param_str("split")? {
+        "" => eval_split(dataset.as_ref())?,
+        s => s.to_string(),
+    };
     let videos = t4v_datasets::videos(dataset.as_ref(), &split).map_err(fail)?;
     let source = t4v_datasets::source_of(dataset.as_ref(), videos).map_err(fail)?;
     let mut view_spec = spec.clone();
@@ -175,5 +199,12 @@ fn eval<B: Backend>(
         &job.run_dir.join("per_class.csv"),
     )?;
     reporter.summary("test/views", (spec.eval.crops * spec.eval.clips) as f64);
+    super::half_classes(
+        reporter,
+        &scores,
+        &labels,
+        classes.len(),
+        job.param_u64("half_class_draws")? as u32,
+    );
     Ok(())
 }

@@ -337,3 +337,38 @@ pub(crate) fn write_classifier<B: Backend>(
     reporter.artefact("classifier", &path.to_string_lossy());
     Ok(())
 }
+
+/// The half-class protocol over `draws` draws (classes of draw s = numpy's `seed(s);
+/// permutation(C)[:C/2]`, videos of those classes, labels re-indexed): a `half/top1` series
+/// and its mean and population std (`np.std`) as summaries.
+pub(crate) fn half_classes(
+    reporter: &mut Reporter,
+    scores: &[f32],
+    labels: &[usize],
+    c: usize,
+    draws: u32,
+) {
+    if draws == 0 {
+        return;
+    }
+    let mut accs = Vec::new();
+    for s in 0..draws {
+        let keep = t4v_video::protocol::half_classes(c, s);
+        let index: std::collections::HashMap<usize, usize> =
+            keep.iter().enumerate().map(|(i, k)| (*k, i)).collect();
+        let (mut sub, mut sub_labels) = (Vec::new(), Vec::new());
+        for (i, &l) in labels.iter().enumerate() {
+            if let Some(&nl) = index.get(&l) {
+                sub.extend(keep.iter().map(|&k| scores[i * c + k]));
+                sub_labels.push(nl);
+            }
+        }
+        let a = metrics::accuracy(&sub, keep.len(), &sub_labels).top1;
+        reporter.metric("half", "top1", s as u64, a);
+        accs.push(a);
+    }
+    let mean = accs.iter().sum::<f64>() / accs.len() as f64;
+    let std = (accs.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / accs.len() as f64).sqrt();
+    reporter.summary("half/top1_mean", mean);
+    reporter.summary("half/top1_std", std);
+}

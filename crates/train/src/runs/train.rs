@@ -63,7 +63,7 @@ impl RunKind for TrainRun {
     }
 
     fn needs(&self) -> &'static [&'static str] {
-        &["features"]
+        &["features", "init"]
     }
 
     fn execute(&self, job: &Job, reporter: &mut Reporter) -> Result<(), RunError> {
@@ -199,6 +199,13 @@ fn train<B: AutodiffBackend>(
             state.epoch, job.attempt
         ));
     } else {
+        if let Some(init) = job.needs.get("init") {
+            model = init_from(model, &init.run_dir, spec, device)?;
+            reporter.log(format!(
+                "visual encoder, temporal head and logit scale from run {}",
+                init.id
+            ));
+        }
         fitter = Fitter::new(&spec.optim, accumulation, &model);
     }
 
@@ -291,6 +298,35 @@ fn train<B: AutodiffBackend>(
         reporter.summary("best/epoch", e as f64);
     }
     Ok(())
+}
+
+/// Starts from another `train` run's last checkpoint (the reference fine-tunes UCF-101, HMDB-51
+/// and ActivityNet from its K400 model): its visual encoder, temporal head and logit scale; W
+/// stays this run's, for this run's classes.
+fn init_from<B: AutodiffBackend>(
+    mut model: VideoClassifier<B>,
+    run_dir: &Path,
+    spec: &RunSpec,
+    device: &B::Device,
+) -> Result<VideoClassifier<B>, RunError> {
+    let wanted = run_dir.join("checkpoint").join("last");
+    let dir = fit::existing(&wanted)
+        .ok_or_else(|| fail(format!("needs.init: no checkpoint at {}", wanted.display())))?;
+    let (loaded, from, _) = super::eval::load_checkpoint::<B>(&dir, device)?;
+    if from.model.backbone != spec.model.backbone
+        || from.model.temporal_head != spec.model.temporal_head
+    {
+        return Err(fail(format!(
+            "needs.init: the checkpoint is {} with a `{}` head, this run is {} with `{}`",
+            from.model.backbone,
+            from.model.temporal_head,
+            spec.model.backbone,
+            spec.model.temporal_head
+        )));
+    }
+    model.encoder = loaded.encoder;
+    model.classifier.logit_scale = loaded.classifier.logit_scale;
+    Ok(model)
 }
 
 fn save<B: AutodiffBackend>(

@@ -9,7 +9,6 @@ use t4v_core::{Family, Job, ParamDef, ParamType, PluginInfo, Reporter, RunError,
 use super::{Body, fail, needed_features, on_backend, open_dataset, report_scores, to_vec};
 use crate::classifier::CosineClassifier;
 use crate::init::{classifier_weights, video_features};
-use crate::metrics::accuracy;
 
 pub struct ZeroShotRun;
 
@@ -89,29 +88,12 @@ fn zero_shot<B: Backend>(
         dataset.metrics(),
         &job.run_dir.join("per_class.csv"),
     )?;
-    let c = classes.len();
-    let draws = job.param_u64("half_class_draws")? as u32;
-    if draws > 0 {
-        let mut accs = Vec::new();
-        for s in 0..draws {
-            let keep = t4v_video::protocol::half_classes(c, s);
-            let index: std::collections::HashMap<usize, usize> =
-                keep.iter().enumerate().map(|(i, k)| (*k, i)).collect();
-            let (mut sub, mut sub_labels) = (Vec::new(), Vec::new());
-            for (i, &l) in labels.iter().enumerate() {
-                if let Some(&nl) = index.get(&l) {
-                    sub.extend(keep.iter().map(|&k| scores[i * c + k]));
-                    sub_labels.push(nl);
-                }
-            }
-            let a = accuracy(&sub, keep.len(), &sub_labels).top1;
-            reporter.metric("half", "top1", s as u64, a);
-            accs.push(a);
-        }
-        let mean = accs.iter().sum::<f64>() / accs.len() as f64;
-        let std = (accs.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / accs.len() as f64).sqrt();
-        reporter.summary("half/top1_mean", mean);
-        reporter.summary("half/top1_std", std);
-    }
+    super::half_classes(
+        reporter,
+        &scores,
+        &labels,
+        classes.len(),
+        job.param_u64("half_class_draws")? as u32,
+    );
     Ok(())
 }
