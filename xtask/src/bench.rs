@@ -7,6 +7,9 @@
 //! - `data`: training clips from JPEG folders against a PIL pipeline.
 //! - `lda`: the LDA init's fit at K400 scale (N = 24,000, D = 512, C = 400) against
 //!   scikit-learn on the same data.
+//! - `train`: the training step on every backend of the build — the loss of the tiny synthetic
+//!   configuration (CPU against CUDA: the same numbers within a stated tolerance) and the
+//!   throughput of a ViT-B/16-sized 8-frame forward/backward/step.
 //! - `report`: the tables of a sweep of 10,000 runs with 30-epoch series, whole command.
 //! - `probe`: a sweep of `probe` runs (6 inits × 3 seeds) on cached synthetic features, through
 //!   the command line as a user runs it.
@@ -22,7 +25,7 @@ use t4v_core::Registry;
 use t4v_store::Store;
 use t4v_sweep::Plan;
 
-pub const NAMES: &[&str] = &["engine", "clip", "data", "lda", "probe", "report"];
+pub const NAMES: &[&str] = &["engine", "clip", "data", "lda", "probe", "report", "train"];
 
 pub fn run(name: Option<&str>, runs: usize, registry: &Registry) -> Result<()> {
     if name.is_none_or(|n| n == "engine") {
@@ -42,6 +45,9 @@ pub fn run(name: Option<&str>, runs: usize, registry: &Registry) -> Result<()> {
     }
     if name.is_none_or(|n| n == "report") {
         report(runs)?;
+    }
+    if name.is_none_or(|n| n == "train") {
+        train()?;
     }
     Ok(())
 }
@@ -662,6 +668,161 @@ fn report(n: usize) -> Result<()> {
         println!(
             "  `xtask report` (tables: md, tex, csv; {rows} × {cols} cells of {seeds} seeds, cells from the {what}), whole process: {best:.3}s"
         );
+    }
+    Ok(())
+}
+
+/// Two training steps of the tiny synthetic configuration (the tiny-a CLIP fixture, Transf head,
+/// W drawn with seed 7, one fixed batch of 8 synthetic clips of 4 frames): the loss before and
+/// after one AdamW step.
+fn tiny_step<B: burn::tensor::backend::AutodiffBackend>(device: &B::Device) -> Result<(f64, f64)> {
+    use burn::nn::loss::CrossEntropyLossConfig;
+    use burn::tensor::{ElementConversion, Int, TensorData};
+    use t4v_train::CosineClassifier;
+    use t4v_train::model::VideoClassifier;
+    // From the working directory when run from a checkout (or a copy of one on another
+    // machine), else from the source tree this binary was built in.
+    let rel = std::path::Path::new("crates/clip/fixtures/tiny-a");
+    let dir = if rel.exists() {
+        rel.to_path_buf()
+    } else {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/clip/fixtures/tiny-a")
+    };
+    let (clip, _) = ClipModel::<B>::load(&dir, device)?;
+    let d = clip.embed_dim();
+    let w = t4v_inits::to_tensor::<B>(&t4v_inits::random(48, d, 7), device);
+    let scale = clip.logit_scale.val();
+    let model = VideoClassifier {
+        encoder: t4v_train::ClipVideoEncoder::new(clip, "transf", 7).map_err(anyhow::Error::msg)?,
+        classifier: CosineClassifier::new(w, d, true, scale),
+    };
+    let ds = <t4v_datasets::Synthetic as t4v_core::DatasetPlugin>::open(
+        &t4v_datasets::Synthetic,
+        &Default::default(),
+    )?;
+    let source = t4v_datasets::source(ds.as_ref(), "train")?;
+    let cfg = t4v_video::loader::LoaderConfig {
+        batch: 8,
+        frames: 4,
+        mode: t4v_video::loader::Mode::Eval {
+            resize: 37,
+            size: 32,
+        },
+        workers: 1,
+        prefetch: 8,
+        seed: 3,
+        shuffle: true,
+        drop_last: true,
+        on_error: t4v_video::loader::OnError::Fail,
+    };
+    let b = t4v_video::loader::epoch(source, cfg, 0)
+        .next()
+        .context("a batch")??;
+    let x = Tensor::<B, 5>::from_data(TensorData::new(b.pixels, b.shape), device);
+    let y = Tensor::<B, 1, Int>::from_data(
+        TensorData::new(
+            b.labels.iter().map(|&l| l as i64).collect(),
+            [b.labels.len()],
+        ),
+        device,
+    );
+    let ce = CrossEntropyLossConfig::new().init(device);
+    let spec = t4v_core::spec::OptimSpec {
+        lr: 1e-3,
+        clip_ratio: 1.0,
+        ..Default::default()
+    };
+    let mut fitter = t4v_train::fit::Fitter::new(&spec, 1, &model);
+    let loss = ce.forward(model.forward_train(x.clone()), y.clone());
+    let l0: f64 = loss.clone().into_scalar().elem();
+    let model = fitter.backward(model, loss, 1.0, true);
+    let l1: f64 = ce.forward(model.forward_train(x), y).into_scalar().elem();
+    Ok((l0, l1))
+}
+
+/// Clips per second of forward + backward + AdamW step of a ViT-B/16-sized video classifier
+/// (random weights, 8 frames of 224², Transf head, 400 classes), `batch` clips per step.
+fn b16_throughput<B: burn::tensor::backend::AutodiffBackend>(
+    device: &B::Device,
+    batch: usize,
+    steps: usize,
+) -> Result<f64> {
+    use burn::nn::loss::CrossEntropyLossConfig;
+    use burn::tensor::{Int, TensorData};
+    use t4v_train::CosineClassifier;
+    use t4v_train::model::VideoClassifier;
+    let mut config = ClipConfig::default();
+    config.vision_config.patch_size = 16;
+    let clip = ClipModel::<B>::init_random(&config, 0, device);
+    let d = clip.embed_dim();
+    let w = t4v_inits::to_tensor::<B>(&t4v_inits::random(400, d, 1), device);
+    let scale = clip.logit_scale.val();
+    let mut model = VideoClassifier {
+        encoder: t4v_train::ClipVideoEncoder::new(clip, "transf", 1).map_err(anyhow::Error::msg)?,
+        classifier: CosineClassifier::new(w, d, true, scale),
+    };
+    let x = Tensor::<B, 5>::random(
+        [batch, 8, 3, 224, 224],
+        Distribution::Normal(0.0, 1.0),
+        device,
+    );
+    let y = Tensor::<B, 1, Int>::from_data(
+        TensorData::new((0..batch as i64).collect::<Vec<_>>(), [batch]),
+        device,
+    );
+    let ce = CrossEntropyLossConfig::new().init(device);
+    let spec = t4v_core::spec::OptimSpec::default();
+    let mut fitter = t4v_train::fit::Fitter::new(&spec, 1, &model);
+    let mut step = |m: VideoClassifier<B>| {
+        let loss = ce.forward(m.forward_train(x.clone()), y.clone());
+        let m = fitter.backward(m, loss.clone(), 1.0, true);
+        loss.into_data();
+        m
+    };
+    model = step(model); // warm-up (and autotuning on CUDA)
+    let t = Instant::now();
+    for _ in 0..steps {
+        model = step(model);
+    }
+    Ok((batch * steps) as f64 / t.elapsed().as_secs_f64())
+}
+
+fn train() -> Result<()> {
+    use burn::backend::Autodiff;
+    println!("training step, tiny synthetic configuration (loss before / after one AdamW step):");
+    let (c0, c1) = tiny_step::<Autodiff<burn::backend::Flex>>(&Default::default())?;
+    println!("  cpu (flex, f32): {c0:.7} / {c1:.7}");
+    #[cfg(feature = "cuda")]
+    if crate::backend::check("cuda").is_ok() {
+        let (g0, g1) = tiny_step::<Autodiff<burn::backend::Cuda>>(&Default::default())?;
+        let diff = (g0 - c0).abs().max((g1 - c1).abs());
+        println!(
+            "  cuda (f32): {g0:.7} / {g1:.7} — max |Δ| against the CPU {diff:.2e} ({} the 1e-4 tolerance)",
+            if diff <= 1e-4 { "within" } else { "OUTSIDE" }
+        );
+    }
+    let cpu_batch: usize = env_number("T4V_BENCH_B16_BATCH", 1);
+    println!("ViT-B/16, 8 frames of 224², Transf head, forward + backward + AdamW step:");
+    let cps = b16_throughput::<Autodiff<burn::backend::Flex>>(&Default::default(), cpu_batch, 1)?;
+    println!("  cpu (flex, f32), batch {cpu_batch}: {cps:.3} clips/s");
+    #[cfg(feature = "cuda")]
+    if crate::backend::check("cuda").is_ok() {
+        for (name, cps) in [
+            (
+                "f32",
+                b16_throughput::<Autodiff<burn::backend::Cuda>>(&Default::default(), 16, 10)?,
+            ),
+            (
+                "bf16",
+                b16_throughput::<Autodiff<burn::backend::Cuda<burn::tensor::bf16>>>(
+                    &Default::default(),
+                    16,
+                    10,
+                )?,
+            ),
+        ] {
+            println!("  cuda ({name}), batch 16: {cps:.1} clips/s");
+        }
     }
     Ok(())
 }

@@ -171,7 +171,9 @@ fn train_learns_and_its_checkpoints_evaluate_single_and_multi_view() {
     let evals = by_kind(&runs, "eval");
     let single = evals
         .iter()
-        .find(|r| r["spec"]["params"]["checkpoint"] == "last")
+        .find(|r| {
+            r["spec"]["params"]["checkpoint"] == "last" && r["spec"]["params"]["reinit"] == false
+        })
         .unwrap();
     assert_eq!(metric(single, "test/top1"), *top1.last().unwrap());
     assert_eq!(metric(single, "test/views"), 1.0);
