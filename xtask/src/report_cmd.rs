@@ -1,14 +1,12 @@
 //! `report <sweep>`: tables and comparisons of a sweep from the run store (or, while a sweep
 //! holds the store, from the snapshot its coordinator keeps).
 
-use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use t4v_report::{Declaration, RunData, TableSpec};
-use t4v_store::{RunRecord, Series, Store, StoreError, SweepRecord};
+use t4v_store::{Store, StoreError, SweepRecord};
 
 use crate::sweep_cmd::store_dir;
 
@@ -86,68 +84,15 @@ fn from_store(store: &Store, sweep: &str) -> Result<(SweepRecord, Vec<RunData>)>
     Ok((record, runs))
 }
 
-/// The same from a snapshot (the store's JSON-lines export).
+/// The same from a snapshot (the store's JSON-lines export), read into a temporary store.
 fn from_snapshot(path: &Path, sweep: &str) -> Result<(SweepRecord, Vec<RunData>)> {
     let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut record: Option<SweepRecord> = None;
-    let mut runs: BTreeMap<String, RunData> = BTreeMap::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line?;
-        let at = || format!("{}:{}", path.display(), i + 1);
-        let v: Value = serde_json::from_str(&line).with_context(at)?;
-        match v["type"].as_str() {
-            Some("sweep") if v["name"] == sweep => {
-                record = Some(serde_json::from_value(v).with_context(at)?);
-            }
-            Some("run") => {
-                let r: RunRecord = serde_json::from_value(v).with_context(at)?;
-                runs.insert(
-                    r.id.to_string(),
-                    RunData {
-                        record: r,
-                        series: BTreeMap::new(),
-                        provenance: None,
-                    },
-                );
-            }
-            Some("attempt") => {
-                let Some(r) = v["run"].as_str().and_then(|id| runs.get_mut(id)) else {
-                    continue;
-                };
-                if let Ok(p) = serde_json::from_value(v["provenance"].clone()) {
-                    r.provenance = Some(p);
-                }
-            }
-            Some("series") => {
-                let Some(r) = v["run"].as_str().and_then(|id| runs.get_mut(id)) else {
-                    continue;
-                };
-                let mut s = Series::default();
-                let steps = v["steps"].as_array().cloned().unwrap_or_default();
-                let values = v["values"].as_array().cloned().unwrap_or_default();
-                for (st, va) in steps.iter().zip(&values) {
-                    let x = match va {
-                        Value::String(t) => t.parse().unwrap_or(f64::NAN),
-                        other => other.as_f64().unwrap_or(f64::NAN),
-                    };
-                    s.insert(st.as_u64().unwrap_or(0), x);
-                }
-                let key = (
-                    v["split"].as_str().unwrap_or_default().to_string(),
-                    v["name"].as_str().unwrap_or_default().to_string(),
-                );
-                r.series.insert(key, s);
-            }
-            _ => {}
-        }
-    }
-    let record = record.with_context(|| format!("no sweep `{sweep}` in {}", path.display()))?;
-    let ordered = record
-        .runs
-        .iter()
-        .filter_map(|id| runs.remove(id.as_str()))
-        .collect();
-    Ok((record, ordered))
+    let tmp = tempfile::tempdir()?;
+    let store = Store::open(tmp.path())?;
+    store
+        .import_jsonl(std::io::BufReader::new(file))
+        .with_context(|| format!("reading {}", path.display()))?;
+    from_store(&store, sweep)
 }
 
 pub fn run(results: &Path, args: &ReportArgs) -> Result<()> {

@@ -86,13 +86,7 @@ fn comparison(c: &Comparison) -> String {
     out += "</tr></thead><tbody>";
     let p = c.precision;
     let pv = |v: f64| {
-        let s = if v.is_nan() {
-            "—".to_string()
-        } else if v < 0.001 {
-            "&lt;0.001".into()
-        } else {
-            format!("{v:.3}")
-        };
+        let s = esc(&crate::render::p_text(v));
         if v < 0.05 { format!("<b>{s}</b>") } else { s }
     };
     for g in &c.groups {

@@ -213,7 +213,8 @@ pub fn csv(df: &mut DataFrame) -> Result<String, ReportError> {
     Ok(String::from_utf8(buf).expect("CSV is UTF-8"))
 }
 
-fn p_text(p: f64) -> String {
+/// A p-value as printed: three decimals, `<0.001`, or `—` when undefined.
+pub(crate) fn p_text(p: f64) -> String {
     if p.is_nan() {
         "—".into()
     } else if p < 0.001 {
