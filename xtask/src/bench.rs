@@ -512,11 +512,12 @@ fn probe() -> Result<()> {
     );
     // The paper's head (Transf, W frozen), and a linear probe (mean pooling, W trained from
     // its init).
-    let probes = |head: &str, frozen: bool| {
+    let probes = |head: &str, frozen: bool, every: u32| {
         format!(
             r#"{features}
         let p = base; p.kind = "probe"; p.needs = #{{ features: train, test: test }};
         p.model.temporal_head = "{head}";
+        p["eval"] = #{{ every: {every} }};
         p.classifier = #{{ text_model: "{}", frozen: {frozen} }};
         s.add(grid(p, #{{ "classifier.init": ["random", "orthogonal", "lda", "class-mean", "text", "text-bert"] }}));
         "#,
@@ -555,15 +556,30 @@ fn probe() -> Result<()> {
     println!(
         "  features of 1,152 + 384 synthetic videos × 8 frames (once; the other seeds hit the cache): {fe:.1} s"
     );
-    for (name, head, frozen) in [
+    for (name, head, frozen, every) in [
         (
-            "linear probe (mean pooling, W trained from its init)",
+            "linear probe (mean pooling, W trained from its init), validation every epoch",
             "mean",
             false,
+            1,
         ),
-        ("the paper's head (Transf, W frozen)", "transf", true),
+        (
+            "the paper's head (Transf, W frozen), validation every epoch",
+            "transf",
+            true,
+            1,
+        ),
+        (
+            "the paper's head (Transf, W frozen), validation every 5 epochs",
+            "transf",
+            true,
+            5,
+        ),
     ] {
-        let took = sweep(&format!("probes-{head}.rhai"), &probes(head, frozen))?;
+        let took = sweep(
+            &format!("probes-{head}-{every}.rhai"),
+            &probes(head, frozen, every),
+        )?;
         println!(
             "  {name}: 18 runs in {took:.1} s ({:.2} s/run), whole `xtask sweep`",
             took / 18.0
