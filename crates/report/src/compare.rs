@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::ReportError;
-use crate::frame::{Policy, RunData, flatten};
+use crate::frame::{Policy, RunData, flatten, value_text};
 use crate::stats::{Paired, paired};
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -54,16 +54,9 @@ pub struct Comparison {
     pub precision: usize,
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 fn label(sel: &BTreeMap<String, Value>) -> String {
     sel.iter()
-        .map(|(k, v)| format!("{k}={}", text(v)))
+        .map(|(k, v)| format!("{k}={}", value_text(v)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -78,7 +71,7 @@ pub fn compute(runs: &[RunData], spec: &CompareSpec) -> Result<Comparison, Repor
     let fields: Vec<&String> = spec.a.keys().chain(spec.b.keys()).collect();
     let matches = |flat: &BTreeMap<String, String>, sel: &BTreeMap<String, Value>| {
         sel.iter()
-            .all(|(k, v)| flat.get(k).map(String::as_str) == Some(text(v).as_str()))
+            .all(|(k, v)| flat.get(k).map(String::as_str) == Some(value_text(v).as_str()))
     };
     // Pair key: the whole flattened spec (seed included) minus the fields A and B set.
     let key = |flat: &BTreeMap<String, String>| -> String {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::ReportError;
-use crate::frame::{Policy, RunData, flatten};
+use crate::frame::{Policy, RunData, flatten, selects};
 use crate::stats::mean_std;
 
 static FONT: &[u8] = include_bytes!("../fonts/DejaVuSans-subset.ttf");
@@ -107,25 +107,13 @@ pub struct Figure {
     pub data: FigureData,
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 fn selected<'a>(
     runs: &'a [RunData],
     spec: &FigureSpec,
 ) -> Vec<(&'a RunData, BTreeMap<String, String>)> {
     runs.iter()
-        .filter(|r| spec.kind.as_ref().is_none_or(|k| *k == r.record.kind))
         .map(|r| (r, flatten(&r.record.spec)))
-        .filter(|(_, f)| {
-            spec.filter
-                .iter()
-                .all(|(k, v)| f.get(k).map(String::as_str) == Some(text(v).as_str()))
-        })
+        .filter(|(r, f)| selects(spec.kind.as_deref(), &spec.filter, r, f))
         .collect()
 }
 

@@ -78,6 +78,28 @@ impl RunData {
     }
 }
 
+/// A spec value as the frame prints it: strings bare, everything else as JSON writes it.
+pub fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Does a run belong to a declaration's selection: its `kind` (when given) and every `where`
+/// field equal (compared as printed, on the flattened spec `flat` of the run)?
+pub fn selects(
+    kind: Option<&str>,
+    filter: &BTreeMap<String, Value>,
+    run: &RunData,
+    flat: &BTreeMap<String, String>,
+) -> bool {
+    kind.is_none_or(|k| k == run.record.kind)
+        && filter
+            .iter()
+            .all(|(k, v)| flat.get(k).map(String::as_str) == Some(value_text(v).as_str()))
+}
+
 /// Spec leaves as `a.b.c` → display string (strings bare, numbers as JSON writes them).
 pub fn flatten(spec: &Value) -> BTreeMap<String, String> {
     fn walk(prefix: &str, v: &Value, out: &mut BTreeMap<String, String>) {
@@ -92,11 +114,8 @@ pub fn flatten(spec: &Value) -> BTreeMap<String, String> {
                     walk(&p, v, out);
                 }
             }
-            Value::String(s) => {
-                out.insert(prefix.to_string(), s.clone());
-            }
-            other => {
-                out.insert(prefix.to_string(), other.to_string());
+            leaf => {
+                out.insert(prefix.to_string(), value_text(leaf));
             }
         }
     }
@@ -105,24 +124,23 @@ pub fn flatten(spec: &Value) -> BTreeMap<String, String> {
     out
 }
 
-/// Spec fields whose value differs between `runs` (seed excluded): what a table's rows should
-/// show when none are declared.
-pub fn varying_fields(runs: &[RunData]) -> Vec<String> {
-    let mut values: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let flat: Vec<_> = runs.iter().map(|r| flatten(&r.record.spec)).collect();
+/// Spec fields whose value differs between runs, given their flattened specs (seed excluded):
+/// what a table's rows should show when none are declared.
+pub fn varying_fields<'a>(
+    flat: impl IntoIterator<Item = &'a BTreeMap<String, String>>,
+) -> Vec<String> {
+    let flat: Vec<&BTreeMap<String, String>> = flat.into_iter().collect();
     let keys: BTreeSet<&String> = flat.iter().flat_map(|f| f.keys()).collect();
-    for k in keys {
-        for f in &flat {
-            values
-                .entry(k.clone())
-                .or_default()
-                .insert(f.get(k).cloned().unwrap_or_default());
-        }
-    }
-    values
-        .into_iter()
-        .filter(|(k, v)| k != "seed" && v.len() > 1)
-        .map(|(k, _)| k)
+    keys.into_iter()
+        .filter(|k| k.as_str() != "seed")
+        .filter(|k| {
+            let values: BTreeSet<&str> = flat
+                .iter()
+                .map(|f| f.get(*k).map_or("", String::as_str))
+                .collect();
+            values.len() > 1
+        })
+        .cloned()
         .collect()
 }
 

@@ -1,9 +1,9 @@
 //! `index.html`: one self-contained page per report — tables, comparisons, figures (the SVG
 //! files beside it), the sweep script, run counts and provenance — readable offline.
 
-use crate::Report;
 use crate::compare::Comparison;
 use crate::table::Table;
+use crate::{Report, render};
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -25,39 +25,32 @@ fn table(t: &Table) -> String {
         out += &format!("<th class=\"n\">{}</th>", esc(h));
     }
     out += "</tr></thead><tbody>";
-    let p = t.precision;
-    let mut flagged = false;
     for (labels, cells) in &t.rows {
         out += "<tr>";
         for l in labels {
             out += &format!("<td>{}</td>", esc(l));
         }
         for c in cells {
-            let Some(c) = c else {
+            if c.is_none() {
                 out += "<td></td>";
                 continue;
-            };
-            let mut text = if c.n() == 0 {
-                "—".to_string()
-            } else {
-                format!("{:.p$} ± {:.p$}", c.mean, c.std)
-            };
-            text = match c.rank {
+            }
+            let (text, rank, flag) = render::cell_text(c, t.precision, " ± ");
+            let mut text = match rank {
                 Some(1) => format!("<b>{text}</b>"),
                 Some(2) => format!("<u>{text}</u>"),
                 _ => text,
             };
-            if c.flagged() {
-                flagged = true;
-                text += &format!(" <span class=\"flag\">†{}/{}</span>", c.n(), c.expected);
+            if !flag.is_empty() {
+                text += &format!(" <span class=\"flag\">{flag}</span>");
             }
             out += &format!("<td class=\"n\">{text}</td>");
         }
         out += "</tr>";
     }
     out += "</tbody></table>";
-    if flagged {
-        out += "<p class=\"cap\">† fewer seeds than planned (n/expected): failed, pending or missing runs.</p>";
+    if render::any_flag(t) {
+        out += &format!("<p class=\"cap\">{}</p>", render::FLAG_NOTE);
     }
     out + "</section>\n"
 }
@@ -135,17 +128,7 @@ pub fn page(r: &Report) -> String {
         out += &comparison(c);
     }
     for f in &r.figures {
-        let stem: String = f
-            .name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
+        let stem = crate::file_stem(&f.name);
         out += &format!(
             "<section><h2>{}</h2><img src=\"{stem}.svg\" alt=\"{}\"></section>\n",
             esc(&f.title),

@@ -154,13 +154,27 @@ pub fn build(
             .into_iter()
             .map(|m| (m, t.policy.clone()))
             .collect();
-        let selected: Vec<RunData> = runs
+        let of_kind: Vec<(&RunData, BTreeMap<String, String>)> = runs
             .iter()
             .filter(|r| t.kind.as_ref().is_none_or(|k| *k == r.record.kind))
-            .cloned()
+            .map(|r| (r, frame::flatten(&r.record.spec)))
+            .collect();
+        if let Some(f) = t
+            .filter
+            .keys()
+            .find(|f| !of_kind.iter().any(|(_, flat)| flat.contains_key(*f)))
+        {
+            return Err(ReportError::Spec(format!(
+                "no spec field `{f}` in the runs"
+            )));
+        }
+        let auto = frame::varying_fields(of_kind.iter().map(|(_, flat)| flat));
+        let selected: Vec<RunData> = of_kind
+            .iter()
+            .filter(|(r, flat)| frame::selects(None, &t.filter, r, flat))
+            .map(|(r, _)| (*r).clone())
             .collect();
         let df = frame::runs_frame(&selected, &own)?;
-        let auto = frame::varying_fields(&selected);
         out_tables.push(table::compute(&df, t, &auto)?);
     }
     let comparisons = compares
@@ -302,7 +316,7 @@ impl Report {
 }
 
 /// A file name for a table name.
-fn file_stem(name: &str) -> String {
+pub(crate) fn file_stem(name: &str) -> String {
     name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "-_.".contains(c) {

@@ -12,7 +12,12 @@ fn number(x: f64, precision: usize) -> String {
     format!("{x:.precision$}")
 }
 
-fn cell_text(c: &Option<Cell>, precision: usize, pm: &str) -> (String, Option<u8>, String) {
+/// A cell's `mean{pm}std` text (`—` without values), its rank, and its `†n/expected` flag.
+pub(crate) fn cell_text(
+    c: &Option<Cell>,
+    precision: usize,
+    pm: &str,
+) -> (String, Option<u8>, String) {
     match c {
         None => (String::new(), None, String::new()),
         Some(c) => {
@@ -37,9 +42,10 @@ fn cell_text(c: &Option<Cell>, precision: usize, pm: &str) -> (String, Option<u8
     }
 }
 
-const FLAG_NOTE: &str = "† fewer seeds than planned (n/expected): failed, pending or missing runs.";
+pub(crate) const FLAG_NOTE: &str =
+    "† fewer seeds than planned (n/expected): failed, pending or missing runs.";
 
-fn any_flag(t: &Table) -> bool {
+pub(crate) fn any_flag(t: &Table) -> bool {
     t.rows
         .iter()
         .flat_map(|(_, cs)| cs)

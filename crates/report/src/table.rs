@@ -110,8 +110,9 @@ fn strings(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>, ReportErro
     Ok(c.str()?.iter().map(|s| s.map(str::to_string)).collect())
 }
 
-/// Computes `spec` from the runs frame (see [`crate::frame::runs_frame`], which must hold the
-/// table's metric columns). Rows and columns keep the order in which they first appear.
+/// Computes `spec` from the frame of its selected runs (see [`crate::frame::runs_frame`], which
+/// must hold the table's metric columns; [`crate::build`] selects them by `kind` and `where`).
+/// Rows and columns keep the order in which they first appear.
 pub fn compute(
     df: &DataFrame,
     spec: &TableSpec,
@@ -119,21 +120,6 @@ pub fn compute(
 ) -> Result<Table, ReportError> {
     spec.check()?;
     let n = df.height();
-    let mut keep = vec![true; n];
-    if let Some(kind) = &spec.kind {
-        for (k, v) in keep.iter_mut().zip(strings(df, "kind")?) {
-            *k &= v.as_deref() == Some(kind.as_str());
-        }
-    }
-    for (field, want) in &spec.filter {
-        let want = match want {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        for (k, v) in keep.iter_mut().zip(strings(df, field)?) {
-            *k &= v.as_deref() == Some(want.as_str());
-        }
-    }
     let row_fields: Vec<String> = if spec.rows.is_empty() {
         auto_rows
             .iter()
@@ -176,7 +162,7 @@ pub fn compute(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    for i in (0..n).filter(|&i| keep[i]) {
+    for i in 0..n {
         let r = label(&row_vals, i);
         let ri = match row_order.iter().position(|x| *x == r) {
             Some(p) => p,
