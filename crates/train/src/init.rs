@@ -22,6 +22,21 @@ pub fn video_features<B: Backend>(f: &Features, device: &B::Device) -> (Tensor<B
     (x, f.labels.clone())
 }
 
+/// The CLIP model (with its tokenizer) of `backbone` when the spec's init embeds prompts with
+/// the CLIP text tower (`text`); `None` for every other init.
+pub fn text_tower<B: Backend>(
+    spec: &RunSpec,
+    backbone: &str,
+    device: &B::Device,
+) -> Result<Option<t4v_clip::Clip<B>>, RunError> {
+    if spec.classifier.init != "text" {
+        return Ok(None);
+    }
+    t4v_clip::Clip::<B>::load(backbone, device)
+        .map(Some)
+        .map_err(fail)
+}
+
 /// The class names as prompts see them (normalised when the spec asks).
 pub fn prompt_names(spec: &RunSpec, classes: &[String]) -> Vec<String> {
     if spec.classifier.normalize_names {

@@ -90,39 +90,26 @@ pub fn write_per_class(
     names: &[String],
     acc: &Accuracy,
 ) -> Result<(), std::io::Error> {
-    let mut w = csv_line(&["class", "name", "videos", "correct", "top1"]);
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    let mut w = csv::Writer::from_path(path)?;
+    w.write_record(["class", "name", "videos", "correct", "top1"])?;
     for (c, (name, (videos, correct))) in names.iter().zip(&acc.per_class).enumerate() {
         let top1 = if *videos > 0 {
             format!("{:.4}", 100.0 * *correct as f64 / *videos as f64)
         } else {
             String::new()
         };
-        w.push_str(&csv_line(&[
+        w.write_record([
             &c.to_string(),
             name,
             &videos.to_string(),
             &correct.to_string(),
             &top1,
-        ]));
+        ])?;
     }
-    if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d)?;
-    }
-    std::fs::write(path, w)
-}
-
-fn csv_line(fields: &[&str]) -> String {
-    let quoted: Vec<String> = fields
-        .iter()
-        .map(|f| {
-            if f.contains([',', '"', '\n']) {
-                format!("\"{}\"", f.replace('"', "\"\""))
-            } else {
-                f.to_string()
-            }
-        })
-        .collect();
-    quoted.join(",") + "\n"
+    w.flush()
 }
 
 #[cfg(test)]

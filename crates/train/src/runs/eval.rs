@@ -18,7 +18,7 @@ use super::{Body, eval_split, fail, model_dir, on_backend, open_dataset, report_
 use crate::classifier::CosineClassifier;
 use crate::encoder::ClipVideoEncoder;
 use crate::fit::{self, LoopState};
-use crate::init::classifier_weights;
+use crate::init::{classifier_weights, text_tower};
 use crate::model::VideoClassifier;
 
 pub struct EvalRun;
@@ -146,12 +146,7 @@ fn eval<B: Backend>(
     let dataset = open_dataset(spec)?;
     let classes = dataset.class_names().to_vec();
     if job.param("reinit")?.as_bool() == Some(true) {
-        let clip = match spec.classifier.init.as_str() {
-            "text" => {
-                Some(t4v_clip::Clip::<B>::load(&trained.model.backbone, device).map_err(fail)?)
-            }
-            _ => None,
-        };
+        let clip = text_tower::<B>(spec, &trained.model.backbone, device)?;
         let w = classifier_weights(spec, &classes, d, clip.as_ref(), None, device)?;
         if w.dims()[1] != state.classifier_shape[1] {
             return Err(fail(format!(

@@ -121,12 +121,7 @@ fn extract<B: Backend>(
     }
 
     let (clip, config) = ClipModel::<B>::load(&dir, device).map_err(fail)?;
-    if config.vision_config.image_size != size as usize {
-        return Err(fail(format!(
-            "model.input_size is {size} but {} takes {}×{} images",
-            spec.model.backbone, config.vision_config.image_size, config.vision_config.image_size
-        )));
-    }
+    super::check_input_size(spec, &config)?;
     let encoder = ClipVideoEncoder::new(clip, "mean", spec.seed).map_err(fail)?;
     let n = videos.len();
     let source = t4v_datasets::source_of(dataset.as_ref(), videos).map_err(fail)?;

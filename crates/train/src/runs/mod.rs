@@ -90,6 +90,24 @@ pub(crate) fn model_dir(backbone: &str) -> Result<PathBuf, RunError> {
     Ok(files.dir().to_path_buf())
 }
 
+/// Checks that the CLIP checkpoint takes the spec's `model.input_size`.
+pub(crate) fn check_input_size(
+    spec: &RunSpec,
+    config: &t4v_clip::ClipConfig,
+) -> Result<(), RunError> {
+    let (size, side) = (
+        spec.model.input_size as usize,
+        config.vision_config.image_size,
+    );
+    if side == size {
+        return Ok(());
+    }
+    Err(fail(format!(
+        "model.input_size is {size} but {} takes {side}×{side} images",
+        spec.model.backbone
+    )))
+}
+
 /// The dataset of a spec, from the user's data root (`T4V_DATA`, `T4V_DATA_<NAME>`).
 pub(crate) fn open_dataset(spec: &RunSpec) -> Result<Box<dyn t4v_core::Dataset>, RunError> {
     let name = spec.data.dataset.as_str();

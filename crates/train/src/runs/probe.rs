@@ -12,7 +12,7 @@ use super::{Body, fail, needed_features, on_backend, open_dataset, report_scores
 use crate::cache::Features;
 use crate::classifier::CosineClassifier;
 use crate::fit::Fitter;
-use crate::init::classifier_weights;
+use crate::init::{classifier_weights, text_tower};
 use crate::metrics::accuracy;
 use crate::model::Probe;
 use crate::schedule::{Stepper, WarmupCosine};
@@ -115,13 +115,7 @@ fn probe<B: AutodiffBackend>(
     let classes = dataset.class_names().to_vec();
     let w = {
         let inner = device;
-        let clip = match spec.classifier.init.as_str() {
-            "text" => Some(
-                t4v_clip::Clip::<B::InnerBackend>::load(&spec.model.backbone, inner)
-                    .map_err(fail)?,
-            ),
-            _ => None,
-        };
+        let clip = text_tower::<B::InnerBackend>(spec, &spec.model.backbone, inner)?;
         let w = classifier_weights::<B::InnerBackend>(
             spec,
             &classes,

@@ -28,7 +28,7 @@ use super::{
 use crate::classifier::CosineClassifier;
 use crate::encoder::ClipVideoEncoder;
 use crate::fit::{self, Fitter, LoopState};
-use crate::init::classifier_weights;
+use crate::init::{classifier_weights, text_tower};
 use crate::model::VideoClassifier;
 use crate::schedule::{Stepper, WarmupCosine};
 
@@ -113,31 +113,21 @@ pub(crate) fn build<B: Backend>(
     features: Option<&crate::cache::Features>,
     device: &B::Device,
 ) -> Result<VideoClassifier<B>, RunError> {
-    let size = spec.model.input_size as usize;
-    let check = |config: &t4v_clip::ClipConfig| {
-        let side = config.vision_config.image_size;
-        if side == size {
-            Ok(())
-        } else {
-            Err(fail(format!(
-                "model.input_size is {size} but {} takes {side}×{side} images",
-                spec.model.backbone
-            )))
+    let (clip, w) = match text_tower::<B>(spec, &spec.model.backbone, device)? {
+        Some(clip) => {
+            super::check_input_size(spec, &clip.config)?;
+            let d = clip.model.embed_dim();
+            let w = classifier_weights(spec, classes, d, Some(&clip), features, device)?;
+            (clip.model, w)
         }
-    };
-    let (clip, w) = if spec.classifier.init == "text" {
-        let clip = t4v_clip::Clip::<B>::load(&spec.model.backbone, device).map_err(fail)?;
-        check(&clip.config)?;
-        let d = clip.model.embed_dim();
-        let w = classifier_weights(spec, classes, d, Some(&clip), features, device)?;
-        (clip.model, w)
-    } else {
-        let (clip, config) =
-            ClipModel::<B>::load(&model_dir(&spec.model.backbone)?, device).map_err(fail)?;
-        check(&config)?;
-        let d = clip.embed_dim();
-        let w = classifier_weights(spec, classes, d, None, features, device)?;
-        (clip, w)
+        None => {
+            let (clip, config) =
+                ClipModel::<B>::load(&model_dir(&spec.model.backbone)?, device).map_err(fail)?;
+            super::check_input_size(spec, &config)?;
+            let d = clip.embed_dim();
+            let w = classifier_weights(spec, classes, d, None, features, device)?;
+            (clip, w)
+        }
     };
     let d = clip.embed_dim();
     let logit_scale = clip.logit_scale.val();

@@ -8,7 +8,7 @@ use t4v_core::{Family, Job, ParamDef, ParamType, PluginInfo, Reporter, RunError,
 
 use super::{Body, fail, needed_features, on_backend, open_dataset, report_scores, to_vec};
 use crate::classifier::CosineClassifier;
-use crate::init::{classifier_weights, video_features};
+use crate::init::{classifier_weights, text_tower, video_features};
 
 pub struct ZeroShotRun;
 
@@ -62,10 +62,7 @@ fn zero_shot<B: Backend>(
     let d = cached.shape[2];
     let dataset = open_dataset(spec)?;
     let classes = dataset.class_names().to_vec();
-    let clip = match spec.classifier.init.as_str() {
-        "text" => Some(t4v_clip::Clip::<B>::load(&spec.model.backbone, device).map_err(fail)?),
-        _ => None,
-    };
+    let clip = text_tower::<B>(spec, &spec.model.backbone, device)?;
     let w = classifier_weights(spec, &classes, d, clip.as_ref(), None, device)?;
     let (v, labels) = video_features::<B>(&cached, device);
     // The evaluation logits of the cosine classifier (100 · cos); no training, so no scale.
