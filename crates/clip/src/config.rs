@@ -139,6 +139,23 @@ impl ClipConfig {
         Ok(cfg)
     }
 
+    /// The config as `transformers` writes it: this struct's fields plus the model types and
+    /// architecture that `CLIPModel.from_pretrained` dispatches on.
+    pub fn to_hf_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).expect("configs serialise");
+        v["model_type"] = "clip".into();
+        v["architectures"] = serde_json::json!(["CLIPModel"]);
+        v["text_config"]["model_type"] = "clip_text_model".into();
+        v["vision_config"]["model_type"] = "clip_vision_model".into();
+        v["torch_dtype"] = "float32".into();
+        for tower in ["text_config", "vision_config"] {
+            if v[tower]["projection_dim"].is_null() {
+                v[tower]["projection_dim"] = self.projection_dim.into();
+            }
+        }
+        v
+    }
+
     /// Checks the constraints the towers rely on.
     pub fn validate(&self) -> Result<(), String> {
         let (t, v) = (&self.text_config, &self.vision_config);

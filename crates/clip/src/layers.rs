@@ -8,7 +8,7 @@ use burn::tensor::{Bool, Tensor, TensorData, backend::Backend};
 
 use crate::ClipError;
 use crate::config::Activation;
-use crate::weights::Weights;
+use crate::weights::{Export, Weights};
 
 /// A Linear from HF weights (`[out, in]`, transposed to burn's `[in, out]`).
 pub fn linear<B: Backend>(
@@ -50,6 +50,27 @@ pub fn layer_norm<B: Backend>(
         device,
     )));
     Ok(ln)
+}
+
+/// The inverse of [`linear`]: HF `[out, in]` weight and bias.
+pub fn put_linear<B: Backend>(out: &mut Export, prefix: &str, l: &Linear<B>) {
+    let [d_in, d_out] = l.weight.dims();
+    out.put(
+        &format!("{prefix}.weight"),
+        l.weight.val().transpose(),
+        &[d_out, d_in],
+    );
+    if let Some(b) = &l.bias {
+        out.put(&format!("{prefix}.bias"), b.val(), &[d_out]);
+    }
+}
+
+/// The inverse of [`layer_norm`].
+pub fn put_layer_norm<B: Backend>(out: &mut Export, prefix: &str, ln: &LayerNorm<B>) {
+    let d = ln.gamma.dims()[0];
+    out.put(&format!("{prefix}.weight"), ln.gamma.val(), &[d]);
+    let beta = ln.beta.as_ref().expect("CLIP LayerNorms have a bias");
+    out.put(&format!("{prefix}.bias"), beta.val(), &[d]);
 }
 
 pub fn tensor1<B: Backend>(data: Vec<f32>, device: &B::Device) -> Tensor<B, 1> {
@@ -171,4 +192,24 @@ pub fn encoder<B: Backend>(
             })
         })
         .collect()
+}
+
+/// The inverse of [`encoder`].
+pub fn put_encoder<B: Backend>(out: &mut Export, prefix: &str, layers: &[EncoderLayer<B>]) {
+    for (i, l) in layers.iter().enumerate() {
+        let p = format!("{prefix}.encoder.layers.{i}");
+        put_layer_norm(out, &format!("{p}.layer_norm1"), &l.layer_norm1);
+        let a = &l.self_attn;
+        for (name, lin) in [
+            ("q_proj", &a.q_proj),
+            ("k_proj", &a.k_proj),
+            ("v_proj", &a.v_proj),
+            ("out_proj", &a.out_proj),
+        ] {
+            put_linear(out, &format!("{p}.self_attn.{name}"), lin);
+        }
+        put_layer_norm(out, &format!("{p}.layer_norm2"), &l.layer_norm2);
+        put_linear(out, &format!("{p}.mlp.fc1"), &l.fc1);
+        put_linear(out, &format!("{p}.mlp.fc2"), &l.fc2);
+    }
 }

@@ -9,10 +9,10 @@ use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
 use crate::ClipError;
 use crate::config::ClipConfig;
-use crate::layers::{linear, tensor1};
+use crate::layers::{linear, put_linear, tensor1};
 use crate::text::{TextOutput, TextTransformer};
 use crate::vision::{VisionOutput, VisionTransformer};
-use crate::weights::Weights;
+use crate::weights::{Export, Weights};
 
 #[derive(Module, Debug)]
 pub struct ClipModel<B: Backend> {
@@ -87,6 +87,31 @@ impl<B: Backend> ClipModel<B> {
     }
 
     /// Width D of the joint embedding space.
+    /// Every tensor under its HF name: the inverse of [`ClipModel::from_weights`].
+    pub fn export(&self) -> Export {
+        let mut out = Export::default();
+        self.vision.export(&mut out);
+        self.text.export(&mut out);
+        put_linear(&mut out, "visual_projection", &self.visual_projection);
+        put_linear(&mut out, "text_projection", &self.text_projection);
+        out.put("logit_scale", self.logit_scale.val(), &[]);
+        out
+    }
+
+    /// Writes `dir/model.safetensors` and `dir/config.json`: a checkpoint in Hugging Face layout
+    /// (with a `tokenizer.json` beside it, a model folder any CLIP plugin loads).
+    pub fn save(&self, config: &ClipConfig, dir: &Path) -> Result<(), ClipError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ClipError::Io { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        self.export().write(&dir.join("model.safetensors"))?;
+        let cfg = dir.join("config.json");
+        let text = serde_json::to_string_pretty(&config.to_hf_json()).expect("configs serialise");
+        std::fs::write(&cfg, text + "\n").map_err(io(&cfg))
+    }
+
     pub fn embed_dim(&self) -> usize {
         self.visual_projection.weight.dims()[1]
     }

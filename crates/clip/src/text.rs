@@ -7,8 +7,10 @@ use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
 
 use crate::ClipError;
 use crate::config::TextConfig;
-use crate::layers::{Dims, EncoderLayer, encoder, layer_norm, tensor2};
-use crate::weights::Weights;
+use crate::layers::{
+    Dims, EncoderLayer, encoder, layer_norm, put_encoder, put_layer_norm, tensor2,
+};
+use crate::weights::{Export, Weights};
 
 #[derive(Module, Debug)]
 pub struct TextTransformer<B: Backend> {
@@ -73,6 +75,24 @@ impl<B: Backend> TextTransformer<B> {
     }
 
     /// Context length (rows of the positional embedding).
+    /// The inverse of `load`: the tower's tensors under their HF names.
+    pub fn export(&self, out: &mut Export) {
+        let tok = self.token_embedding.weight.dims();
+        out.put(
+            "text_model.embeddings.token_embedding.weight",
+            self.token_embedding.weight.val(),
+            &tok,
+        );
+        let pos = self.position_embedding.dims();
+        out.put(
+            "text_model.embeddings.position_embedding.weight",
+            self.position_embedding.val(),
+            &pos,
+        );
+        put_encoder(out, "text_model", &self.layers);
+        put_layer_norm(out, "text_model.final_layer_norm", &self.final_layer_norm);
+    }
+
     pub fn context_length(&self) -> usize {
         self.position_embedding.dims()[0]
     }

@@ -7,8 +7,10 @@ use burn::tensor::{Tensor, backend::Backend};
 
 use crate::ClipError;
 use crate::config::VisionConfig;
-use crate::layers::{Dims, EncoderLayer, encoder, layer_norm, tensor1, tensor2};
-use crate::weights::Weights;
+use crate::layers::{
+    Dims, EncoderLayer, encoder, layer_norm, put_encoder, put_layer_norm, tensor1, tensor2,
+};
+use crate::weights::{Export, Weights};
 
 #[derive(Module, Debug)]
 pub struct VisionTransformer<B: Backend> {
@@ -74,6 +76,31 @@ impl<B: Backend> VisionTransformer<B> {
             patch_size: p,
             image_size: c.image_size,
         })
+    }
+
+    /// The inverse of `load`: the tower's tensors under their HF names.
+    pub fn export(&self, out: &mut Export) {
+        let [cpp, d] = self.patch_embedding.dims();
+        let p = self.patch_size;
+        out.put(
+            "vision_model.embeddings.patch_embedding.weight",
+            self.patch_embedding.val().transpose(),
+            &[d, cpp / (p * p), p, p],
+        );
+        out.put(
+            "vision_model.embeddings.class_embedding",
+            self.class_embedding.val(),
+            &[d],
+        );
+        let pos = self.position_embedding.dims();
+        out.put(
+            "vision_model.embeddings.position_embedding.weight",
+            self.position_embedding.val(),
+            &pos,
+        );
+        put_layer_norm(out, "vision_model.pre_layrnorm", &self.pre_layrnorm);
+        put_encoder(out, "vision_model", &self.layers);
+        put_layer_norm(out, "vision_model.post_layernorm", &self.post_layernorm);
     }
 
     /// `pixels`: `[N, C, H, W]`, normalised, H = W = the configured image size.

@@ -389,3 +389,64 @@ impl Weights {
         Ok(cfg)
     }
 }
+
+/// Tensors collected from a model under their Hugging Face names, for writing a checkpoint that
+/// [`Weights::from_file`] (and `transformers`) read back. The modules put their own tensors
+/// (`export` next to each `load`), so the names stay beside the code that reads them.
+#[derive(Clone, Debug, Default)]
+pub struct Export {
+    pub tensors: BTreeMap<String, RawTensor>,
+}
+
+impl Export {
+    /// Adds a tensor under `name` with the checkpoint's `shape` (same element count).
+    pub fn put<B: burn::tensor::backend::Backend, const D: usize>(
+        &mut self,
+        name: &str,
+        t: burn::tensor::Tensor<B, D>,
+        shape: &[usize],
+    ) {
+        let data: Vec<f32> = t
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .expect("float tensors read back as f32");
+        assert_eq!(
+            data.len(),
+            shape.iter().product::<usize>(),
+            "export of `{name}`: shape {shape:?} does not match the tensor"
+        );
+        self.tensors.insert(
+            name.to_string(),
+            RawTensor {
+                shape: shape.to_vec(),
+                data,
+            },
+        );
+    }
+
+    /// Writes the tensors as f32 safetensors (with `format: pt` metadata, as `transformers` saves).
+    pub fn write(&self, path: &Path) -> Result<(), ClipError> {
+        let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = self
+            .tensors
+            .iter()
+            .map(|(n, t)| {
+                let b = t.data.iter().flat_map(|x| x.to_le_bytes()).collect();
+                (n.clone(), b, t.shape.clone())
+            })
+            .collect();
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bytes
+            .iter()
+            .map(|(n, b, s)| {
+                let v = safetensors::tensor::TensorView::new(Dtype::F32, s.clone(), b)
+                    .expect("sizes agree");
+                (n.clone(), v)
+            })
+            .collect();
+        let meta = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
+        safetensors::serialize_to_file(views, Some(meta), path).map_err(|e| ClipError::Weights {
+            path: path.to_path_buf(),
+            message: format!("writing: {e}"),
+        })
+    }
+}
