@@ -120,7 +120,14 @@ pub enum Media {
     /// One video file per video under `root`.
     Videos { root: PathBuf },
     /// Drawn on demand (the synthetic world); `VideoItem::path` is `<class>/<instance>`.
-    Synthetic { seed: u64, frames: u32, size: u32 },
+    /// `trail`: moving shapes leave a fading trail, so single frames show the direction.
+    Synthetic {
+        seed: u64,
+        frames: u32,
+        size: u32,
+        #[serde(default)]
+        trail: bool,
+    },
 }
 
 /// Where and how to read a dataset (from the command line or the user's configuration).

@@ -15,7 +15,7 @@ use image::RgbImage;
 
 use crate::augment::{TrainAugment, eval_clip, normalize, train_clip};
 use crate::frames::{FramePattern, load};
-use crate::synthetic::{Combo, render, rng};
+use crate::synthetic::{Combo, render_frames, rng};
 use crate::{Video, VideoError, sampling};
 
 /// Where clips come from.
@@ -94,6 +94,8 @@ pub struct SyntheticSource {
     pub frames: usize,
     pub size: usize,
     pub seed: u64,
+    /// Draw a motion trail (`synthetic::render_frames`).
+    pub trail: bool,
 }
 
 impl ClipSource for SyntheticSource {
@@ -108,14 +110,21 @@ impl ClipSource for SyntheticSource {
     }
     fn frames(&self, i: usize, indices: &[usize]) -> Result<Vec<RgbImage>, VideoError> {
         let (class, instance) = self.videos[i];
-        let all = render(
+        if let Some(&k) = indices.iter().find(|&&k| k >= self.frames) {
+            return Err(VideoError::Invalid(format!(
+                "synthetic video {class}/{instance}: frame {k} of {}",
+                self.frames
+            )));
+        }
+        Ok(render_frames(
             self.classes[class],
             instance,
             self.seed,
             self.frames,
             self.size,
-        );
-        Ok(indices.iter().map(|&k| all[k].clone()).collect())
+            self.trail,
+            indices,
+        ))
     }
 }
 
@@ -409,6 +418,7 @@ mod tests {
             frames: 12,
             size: 40,
             seed: 5,
+            trail: false,
         })
     }
 

@@ -121,6 +121,26 @@ struct Scene {
 /// Draws videos of one combination. `video` picks the instance; the same (combo, video, seed)
 /// always gives the same pixels.
 pub fn render(combo: Combo, video: u64, seed: u64, frames: usize, size: usize) -> Vec<RgbImage> {
+    let all: Vec<usize> = (0..frames).collect();
+    render_frames(combo, video, seed, frames, size, false, &all)
+}
+
+/// Faded copies of the shape where it was a moment before, oldest first: (offset in the
+/// motion's progress, opacity). They make a single frame show which way the shape moves, as
+/// motion blur does in real footage.
+const TRAIL: &[(f64, f64)] = &[(0.6, 0.2), (0.45, 0.3), (0.3, 0.45), (0.15, 0.6)];
+
+/// Frames `indices` of a video of `frames` frames (each frame is drawn on its own, so a clip
+/// costs only its frames), with a motion trail when `trail`.
+pub fn render_frames(
+    combo: Combo,
+    video: u64,
+    seed: u64,
+    frames: usize,
+    size: usize,
+    trail: bool,
+    indices: &[usize],
+) -> Vec<RgbImage> {
     let mut rng = rng(seed.wrapping_mul(0x100_0000_01B3)
         ^ video.wrapping_mul(0x9E37)
         ^ ((combo.shape * 100 + combo.colour * 10 + combo.motion) as u64) << 40);
@@ -137,30 +157,41 @@ pub fn render(combo: Combo, video: u64, seed: u64, frames: usize, size: usize) -
         ],
         noise_seed: rng.next_u64(),
     };
-    let colour = COLOURS[combo.colour].1;
-    (0..frames)
-        .map(|t| {
+    // Where the shape is, and how large, at progress p ∈ [-0.5, 0.5] (and before, for trails).
+    let at = |p: f64| {
+        let (mut x, mut y, mut r) = (scene.x0, scene.y0, scene.radius);
+        match MOTIONS[combo.motion] {
+            "moving left" => x -= scene.speed * p,
+            "moving right" => x += scene.speed * p,
+            "moving up" => y -= scene.speed * p,
+            "moving down" => y += scene.speed * p,
+            "growing" => r *= 1.0 + 0.9 * p,
+            _ => r *= 1.0 - 0.9 * p,
+        }
+        Shape {
+            x,
+            y,
+            r: r.max(1.0),
+        }
+    };
+    indices
+        .iter()
+        .map(|&t| {
             let p = if frames > 1 {
                 t as f64 / (frames - 1) as f64 - 0.5
             } else {
                 0.0
             };
-            let (mut x, mut y, mut r) = (scene.x0, scene.y0, scene.radius);
-            match MOTIONS[combo.motion] {
-                "moving left" => x -= scene.speed * p,
-                "moving right" => x += scene.speed * p,
-                "moving up" => y -= scene.speed * p,
-                "moving down" => y += scene.speed * p,
-                "growing" => r *= 1.0 + 0.9 * p,
-                _ => r *= 1.0 - 0.9 * p,
+            let mut layers: Vec<(Shape, f64)> = Vec::new();
+            if trail {
+                layers.extend(TRAIL.iter().map(|&(dp, alpha)| (at(p - dp), alpha)));
             }
+            layers.push((at(p), 1.0));
             draw(
                 size,
                 SHAPES[combo.shape],
-                x,
-                y,
-                r.max(1.0),
-                colour,
+                &layers,
+                COLOURS[combo.colour].1,
                 &scene,
                 t as u64,
             )
@@ -168,29 +199,47 @@ pub fn render(combo: Combo, video: u64, seed: u64, frames: usize, size: usize) -
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One drawing of the shape: centre and radius in pixels.
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    x: f64,
+    y: f64,
+    r: f64,
+}
+
+impl Shape {
+    fn contains(&self, shape: &str, px: u32, py: u32) -> bool {
+        let (dx, dy, r) = (px as f64 + 0.5 - self.x, py as f64 + 0.5 - self.y, self.r);
+        match shape {
+            "circle" => dx * dx + dy * dy <= r * r,
+            "square" => dx.abs() <= r * 0.85 && dy.abs() <= r * 0.85,
+            "triangle" => dy <= r * 0.8 && dy >= -r && dx.abs() <= (dy + r) * 0.6,
+            _ => (dx.abs() <= r * 0.3 && dy.abs() <= r) || (dy.abs() <= r * 0.3 && dx.abs() <= r),
+        }
+    }
+}
+
+/// The background, then each layer (oldest first) blended in at its opacity, then noise.
 fn draw(
     size: usize,
     shape: &str,
-    cx: f64,
-    cy: f64,
-    r: f64,
+    layers: &[(Shape, f64)],
     colour: [u8; 3],
     scene: &Scene,
     t: u64,
 ) -> RgbImage {
     let mut noise = rng(scene.noise_seed ^ t.wrapping_mul(0xD1B5_4A32_D192_ED03));
     RgbImage::from_fn(size as u32, size as u32, |px, py| {
-        let (dx, dy) = (px as f64 + 0.5 - cx, py as f64 + 0.5 - cy);
-        let inside = match shape {
-            "circle" => dx * dx + dy * dy <= r * r,
-            "square" => dx.abs() <= r * 0.85 && dy.abs() <= r * 0.85,
-            "triangle" => dy <= r * 0.8 && dy >= -r && dx.abs() <= (dy + r) * 0.6,
-            _ => (dx.abs() <= r * 0.3 && dy.abs() <= r) || (dy.abs() <= r * 0.3 && dx.abs() <= r),
-        };
-        let base = if inside { colour } else { scene.background };
+        let mut base = scene.background.map(f64::from);
+        for (s, alpha) in layers {
+            if s.contains(shape, px, py) {
+                for (b, c) in base.iter_mut().zip(colour) {
+                    *b += alpha * (c as f64 - *b);
+                }
+            }
+        }
         let n = (noise.unit() * 24.0) as i32 - 12;
-        Rgb(base.map(|c| (c as i32 + n).clamp(0, 255) as u8))
+        Rgb(base.map(|c| (c.round() as i32 + n).clamp(0, 255) as u8))
     })
 }
 
@@ -227,6 +276,36 @@ mod tests {
     }
 
     #[test]
+    fn trails_follow_the_motion_and_frames_render_alone() {
+        let left = Combo {
+            shape: 0,
+            colour: 0,
+            motion: 0,
+        };
+        let all = render(left, 1, 2, 8, 48);
+        // Any subset of frames, drawn alone, is the same pixels.
+        assert_eq!(
+            render_frames(left, 1, 2, 8, 48, false, &[5, 2]),
+            vec![all[5].clone(), all[2].clone()]
+        );
+        // With a trail, the faded (reddish but not full red) pixels lie to the right of the
+        // shape moving left: where it was.
+        let frame = &render_frames(left, 1, 2, 8, 48, true, &[4])[0];
+        let (mut solid, mut faded) = ((0.0, 0.0), (0.0, 0.0));
+        for (x, _, p) in frame.enumerate_pixels() {
+            let r = p[0] as f64 - p[1] as f64;
+            if r > 150.0 {
+                solid = (solid.0 + x as f64, solid.1 + 1.0);
+            } else if r > 40.0 {
+                faded = (faded.0 + x as f64, faded.1 + 1.0);
+            }
+        }
+        assert!(faded.1 > 10.0, "a trail is drawn");
+        assert!(faded.0 / faded.1 > solid.0 / solid.1 + 2.0);
+        assert_ne!(frame, &all[4]);
+    }
+
+    #[test]
     fn unseen_combinations_keep_every_attribute_seen() {
         let all = Combo::all(4, 3, 4);
         let (seen, unseen) = split_unseen(&all, 12, 0);
@@ -243,7 +322,8 @@ mod tests {
 
 #[cfg(test)]
 mod preview {
-    /// `T4V_PREVIEW=dir cargo test -p t4v-video preview -- --ignored` writes a contact sheet.
+    /// `T4V_PREVIEW=dir cargo test -p t4v-video preview -- --ignored` writes a contact sheet
+    /// (with motion trails when `T4V_PREVIEW_TRAIL` is set).
     #[test]
     #[ignore]
     fn write_preview() {
@@ -252,7 +332,9 @@ mod preview {
         let (size, frames) = (64u32, 4usize);
         let mut sheet = image::RgbImage::new(size * frames as u32, size * combos.len() as u32);
         for (row, c) in combos.iter().enumerate() {
-            for (col, f) in super::render(*c, 0, 0, frames, size as usize)
+            let all: Vec<usize> = (0..frames).collect();
+            let trail = std::env::var("T4V_PREVIEW_TRAIL").is_ok();
+            for (col, f) in super::render_frames(*c, 0, 0, frames, size as usize, trail, &all)
                 .iter()
                 .enumerate()
             {

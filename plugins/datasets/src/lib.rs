@@ -8,6 +8,7 @@
 //! | `hmdb51` | `testTrainMulti_7030_splits/` | `image_{:06}.jpg` |
 //! | `anet` | `activity_net.v1-3.min.json` (training = trimmed instances) | `image_{:06}.jpg` |
 //! | `synthetic` | none: drawn on demand | — |
+//! | `synthetic-pretrain`, `synthetic-novel` | none: the quickstart's world, drawn on demand | — |
 //!
 //! Media live under `<root>/frames/` (one folder per video, the annotation path without its
 //! extension) or `<root>/videos/` (files); list-file paths are relative to that media folder.
@@ -31,6 +32,8 @@ pub static DATASETS: &[&dyn DatasetPlugin] = &[
     &Hmdb51,
     &ActivityNet,
     &Synthetic,
+    &SyntheticPretrain,
+    &SyntheticNovel,
 ];
 
 fn err(e: VideoError) -> PluginError {
@@ -345,7 +348,9 @@ impl Synthetic {
     pub const FRAMES: u32 = 16;
     pub const SIZE: u32 = 64;
 
-    pub fn open_with(combos: Vec<Combo>, train: u64, test: u64, seed: u64) -> Loaded {
+    /// A synthetic dataset of `combos`, `train` and `test` videos per class, drawn with `seed`;
+    /// `trail`: with motion trails.
+    pub fn open_with(combos: Vec<Combo>, train: u64, test: u64, seed: u64, trail: bool) -> Loaded {
         let classes = combos.iter().map(Combo::caption).collect();
         let split = |start: u64, n: u64, name: &str| -> Vec<Video> {
             (0..combos.len())
@@ -370,6 +375,7 @@ impl Synthetic {
                 seed,
                 frames: Self::FRAMES,
                 size: Self::SIZE,
+                trail,
             },
             metrics: TOP,
         }
@@ -386,8 +392,75 @@ impl DatasetPlugin for Synthetic {
             24,
             8,
             opts.split as u64,
+            false,
         )))
     }
+}
+
+/// The quickstart's world: 4 shapes × 6 colours × 6 motions = 144 captions, of which
+/// [`WORLD_NOVEL`] combinations (every shape, colour and motion still among the others) are held
+/// out of pretraining; the downstream set is made of them alone, so a classifier built from the
+/// pretrained model's text embeddings of their names has never seen those names.
+pub fn world() -> (Vec<Combo>, Vec<Combo>) {
+    t4v_video::synthetic::split_unseen(&Combo::all(4, 6, 6), WORLD_NOVEL, WORLD_SEED)
+}
+
+/// Combinations held out of pretraining, and the seed of their draw (fixed: both datasets of
+/// the world must agree on it whatever the run's seed).
+pub const WORLD_NOVEL: usize = 48;
+const WORLD_SEED: u64 = 0;
+
+static SYNTH_PRETRAIN_INFO: PluginInfo = PluginInfo {
+    name: "synthetic-pretrain",
+    summary: "caption/video pairs of the 96 seen combinations of the quickstart's world, for `pretrain` (64 train, 4 test videos each)",
+    params: &[],
+};
+
+/// The seen part of [`world`]: what a small CLIP is pretrained on.
+pub struct SyntheticPretrain;
+
+impl DatasetPlugin for SyntheticPretrain {
+    fn info(&self) -> &'static PluginInfo {
+        &SYNTH_PRETRAIN_INFO
+    }
+    fn open(&self, opts: &DataOptions) -> Result<Box<dyn Dataset>, PluginError> {
+        Ok(Box::new(Synthetic::open_with(
+            world().0,
+            64,
+            4,
+            opts.split as u64,
+            true,
+        )))
+    }
+}
+
+static SYNTH_NOVEL_INFO: PluginInfo = PluginInfo {
+    name: "synthetic-novel",
+    summary: "the 48 combinations of the quickstart's world held out of pretraining, as a downstream task (16 train, 8 test videos each)",
+    params: &[],
+};
+
+/// The novel part of [`world`]: the downstream task of the quickstart.
+pub struct SyntheticNovel;
+
+impl DatasetPlugin for SyntheticNovel {
+    fn info(&self) -> &'static PluginInfo {
+        &SYNTH_NOVEL_INFO
+    }
+    fn open(&self, opts: &DataOptions) -> Result<Box<dyn Dataset>, PluginError> {
+        Ok(Box::new(Synthetic::open_with(
+            world().1,
+            16,
+            8,
+            opts.split as u64,
+            true,
+        )))
+    }
+}
+
+/// Datasets drawn on demand, which have no folder.
+pub fn is_synthetic(name: &str) -> bool {
+    name == "synthetic" || name.starts_with("synthetic-")
 }
 
 /// The dataset folder: `root` if given, else `$T4V_DATA_<NAME>`, else `$T4V_DATA/<name>`.
@@ -439,7 +512,12 @@ pub fn source_of(
             videos,
             pattern: t4v_video::frames::FramePattern::parse(&pattern).map_err(err)?,
         }),
-        Media::Synthetic { seed, frames, size } => {
+        Media::Synthetic {
+            seed,
+            frames,
+            size,
+            trail,
+        } => {
             let combos = synthetic_combos(dataset.class_names())?;
             let pairs = videos
                 .iter()
@@ -459,6 +537,7 @@ pub fn source_of(
                 frames: frames as usize,
                 size: size as usize,
                 seed,
+                trail,
             })
         }
         #[cfg(feature = "video")]
