@@ -11,6 +11,7 @@ static RUN_KINDS: &[&dyn RunKind] = &[
     &t4v_train::runs::TrainRun,
     &t4v_train::runs::EvalRun,
     &t4v_train::runs::ProbeRun,
+    &t4v_train::runs::PretrainRun,
 ];
 
 pub const REGISTRY: Registry = Registry {

@@ -5,9 +5,20 @@ use std::path::Path;
 
 /// Is `label` among the top `k` of `scores`? Ties resolve in favour of the true class (the
 /// reference's `topk` leaves their order to the implementation).
+/// Is `label` among the top `k` of `scores`? Ties rank by class index (the first wins, as
+/// `argmax` and `topk` pick), so a classifier that scores every class alike is right only for
+/// class 0; a NaN score is never a hit.
 fn hit(scores: &[f32], label: usize, k: usize) -> bool {
     let s = scores[label];
-    scores.iter().filter(|&&x| x > s).count() < k
+    if s.is_nan() {
+        return false;
+    }
+    let above = scores
+        .iter()
+        .enumerate()
+        .filter(|&(j, &x)| x > s || (x == s && j < label))
+        .count();
+    above < k
 }
 
 /// Accuracy figures in %, over score rows.
@@ -115,6 +126,15 @@ pub fn write_per_class(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ties_and_nans_are_not_free_hits() {
+        // Three classes scored alike: only class 0 counts as predicted.
+        let a = accuracy(&[0.5; 9], 3, &[0, 1, 2]);
+        assert!((a.top1 - 100.0 / 3.0).abs() < 1e-9, "{a:?}");
+        let a = accuracy(&[f32::NAN; 6], 3, &[0, 1]);
+        assert_eq!((a.top1, a.top5), (0.0, 0.0));
+    }
 
     #[test]
     fn top_k_and_mean_class_accuracy() {

@@ -50,6 +50,13 @@ pub fn fit(
         row -= means.row(labels[i]);
         trace += row.norm_squared();
     }
+    if trace == 0.0 {
+        return Err(PluginError::Invalid(
+            "LDA is undefined here: no class has two different feature vectors, so there is no \
+             within-class covariance (few-shot K = 1?); use K ≥ 2 or another init"
+                .into(),
+        ));
+    }
     let mut sigma = centred.transpose() * &centred / n;
     if let Some(a) = shrinkage {
         sigma *= 1.0 - a;

@@ -14,7 +14,9 @@ use t4v_core::{
     VideoEncoder,
 };
 
-use super::{Body, eval_split, fail, model_dir, on_backend, open_dataset, report_scores};
+use super::{
+    Body, PRETRAINED, eval_split, fail, model_dir, on_backend, open_dataset, report_scores,
+};
 use crate::classifier::CosineClassifier;
 use crate::encoder::ClipVideoEncoder;
 use crate::fit::{self, LoopState};
@@ -70,7 +72,7 @@ impl RunKind for EvalRun {
     }
 
     fn needs(&self) -> &'static [&'static str] {
-        &["train"]
+        &["train", PRETRAINED]
     }
 
     fn execute(&self, job: &Job, reporter: &mut Reporter) -> Result<(), RunError> {

@@ -11,7 +11,9 @@ use t4v_core::{
 };
 use t4v_video::loader::epoch;
 
-use super::{Body, eval_loader, fail, model_dir, on_backend, open_dataset, to_vec, weights_hash};
+use super::{
+    Body, PRETRAINED, eval_loader, fail, model_dir, on_backend, open_dataset, to_vec, weights_hash,
+};
 use crate::cache::{self, Features};
 use crate::encoder::ClipVideoEncoder;
 
@@ -49,6 +51,10 @@ impl RunKind for FeaturesRun {
 
     fn uses(&self) -> &'static [Family] {
         &[Family::Dataset]
+    }
+
+    fn needs(&self) -> &'static [&'static str] {
+        &[PRETRAINED]
     }
 
     fn execute(&self, job: &Job, reporter: &mut Reporter) -> Result<(), RunError> {

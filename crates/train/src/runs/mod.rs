@@ -4,6 +4,7 @@
 
 mod eval;
 mod features;
+mod pretrain;
 mod probe;
 mod train;
 mod zero_shot;
@@ -19,6 +20,7 @@ use t4v_video::loader::{ClipSource, LoaderConfig, Mode, OnError, epoch, multi_vi
 
 pub use eval::EvalRun;
 pub use features::FeaturesRun;
+pub use pretrain::{CAPTION_TEMPLATES, PretrainRun};
 pub use probe::ProbeRun;
 pub use train::TrainRun;
 pub use zero_shot::ZeroShotRun;
@@ -49,6 +51,7 @@ pub(crate) fn on_backend(
     reporter: &mut Reporter,
 ) -> Result<(), RunError> {
     use burn::backend::Autodiff;
+    let job = &with_pretrained(job)?;
     let precision = job.spec.model.precision.as_str();
     if !["f32", "bf16", "f16"].contains(&precision) {
         return Err(fail(format!(
@@ -84,6 +87,28 @@ pub(crate) fn on_backend(
     }
 }
 
+/// The job with `model.backbone` pointing at the `model` artefact of the `pretrain` run it
+/// names as `needs: #{ pretrained: … }`, when it names one: every kind then loads the
+/// pretrained folder like any checkpoint. (The run's id is computed before, from the spec as
+/// written, so it depends on the pretrain run's id, not on where its files are.)
+fn with_pretrained(job: &Job) -> Result<std::borrow::Cow<'_, Job>, RunError> {
+    let Some(need) = job.needs.get(PRETRAINED) else {
+        return Ok(std::borrow::Cow::Borrowed(job));
+    };
+    let dir = need.artefacts.get("model").ok_or_else(|| {
+        fail(format!(
+            "run {} (needs.{PRETRAINED}) reported no `model` artefact",
+            need.id
+        ))
+    })?;
+    let mut job = job.clone();
+    job.spec.model.backbone = dir.to_string_lossy().into_owned();
+    Ok(std::borrow::Cow::Owned(job))
+}
+
+/// The name under which runs consume a `pretrain` run's model.
+pub const PRETRAINED: &str = "pretrained";
+
 /// The models folder or hub id of a spec, resolved to a folder.
 pub(crate) fn model_dir(backbone: &str) -> Result<PathBuf, RunError> {
     let files = t4v_clip::hub::resolve(backbone).map_err(fail)?;
@@ -115,7 +140,7 @@ pub(crate) fn open_dataset(spec: &RunSpec) -> Result<Box<dyn t4v_core::Dataset>,
         .iter()
         .find(|d| d.info().name == name)
         .ok_or_else(|| fail(format!("no dataset plugin `{name}`")))?;
-    let root = if name == "synthetic" {
+    let root = if t4v_datasets::is_synthetic(name) {
         PathBuf::new()
     } else {
         let root = t4v_datasets::default_root(name, None).ok_or_else(|| {

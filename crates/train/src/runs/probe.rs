@@ -8,7 +8,9 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use t4v_core::{Family, Job, ParamDef, ParamType, PluginInfo, Reporter, RunError, RunKind};
 
-use super::{Body, fail, needed_features, on_backend, open_dataset, report_scores, to_vec};
+use super::{
+    Body, PRETRAINED, fail, needed_features, on_backend, open_dataset, report_scores, to_vec,
+};
 use crate::cache::Features;
 use crate::classifier::CosineClassifier;
 use crate::fit::Fitter;
@@ -41,7 +43,7 @@ impl RunKind for ProbeRun {
     }
 
     fn needs(&self) -> &'static [&'static str] {
-        &["features", "test"]
+        &["features", "test", PRETRAINED]
     }
 
     fn execute(&self, job: &Job, reporter: &mut Reporter) -> Result<(), RunError> {
@@ -79,6 +81,20 @@ fn gather<B: Backend>(
     )
 }
 
+/// Rows `rows` of cached features.
+fn subset(f: &Features, rows: &[usize]) -> Features {
+    let [_, t, d] = f.shape;
+    let row = t * d;
+    Features {
+        data: rows
+            .iter()
+            .flat_map(|&i| f.data[i * row..(i + 1) * row].iter().copied())
+            .collect(),
+        shape: [rows.len(), t, d],
+        labels: rows.iter().map(|&i| f.labels[i]).collect(),
+    }
+}
+
 /// Evaluation scores of `model` on all of `f`, in batches.
 fn scores<B: Backend>(
     model: &Probe<B>,
@@ -104,7 +120,7 @@ fn probe<B: AutodiffBackend>(
     let spec = &job.spec;
     let train = needed_features(job, "features")?;
     let test = needed_features(job, "test")?;
-    let [n, t, d] = train.shape;
+    let [_, t, d] = train.shape;
     if test.shape[1..] != train.shape[1..] {
         return Err(fail(format!(
             "train features are [N, {t}, {d}] but test features are {:?}",
@@ -113,6 +129,10 @@ fn probe<B: AutodiffBackend>(
     }
     let dataset = open_dataset(spec)?;
     let classes = dataset.class_names().to_vec();
+    // The protocol's training rows (all, or K per class): the init sees only those.
+    let (rows, repeat) = super::train::protocol_rows(spec, &train.labels, classes.len())?;
+    let train = subset(&train, &rows);
+    let n = train.shape[0] * repeat;
     let w = {
         let inner = device;
         let clip = text_tower::<B::InnerBackend>(spec, &spec.model.backbone, inner)?;
@@ -153,7 +173,7 @@ fn probe<B: AutodiffBackend>(
     let every = spec.eval.every.max(1);
     let mut best: Option<f64> = None;
     for e in 0..epochs {
-        let mut order: Vec<usize> = (0..n).collect();
+        let mut order: Vec<usize> = (0..n).map(|i| i % train.shape[0]).collect();
         let mut rng = t4v_core::SplitMix64::new(spec.seed ^ (e as u64 + 1).wrapping_mul(0x9E37));
         for i in (1..n).rev() {
             order.swap(i, rng.below(i + 1));

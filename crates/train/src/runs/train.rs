@@ -22,8 +22,8 @@ use t4v_video::augment::TrainAugment;
 use t4v_video::loader::{LoaderConfig, Mode, OnError, epoch};
 
 use super::{
-    Body, eval_loader, eval_split, fail, model_dir, on_backend, open_dataset, optional_features,
-    report_scores, score_single_view, workers,
+    Body, PRETRAINED, eval_loader, eval_split, fail, model_dir, on_backend, open_dataset,
+    optional_features, report_scores, score_single_view, workers,
 };
 use crate::classifier::CosineClassifier;
 use crate::encoder::ClipVideoEncoder;
@@ -63,7 +63,7 @@ impl RunKind for TrainRun {
     }
 
     fn needs(&self) -> &'static [&'static str] {
-        &["features", "init"]
+        &["features", "init", PRETRAINED]
     }
 
     fn execute(&self, job: &Job, reporter: &mut Reporter) -> Result<(), RunError> {
@@ -82,28 +82,54 @@ impl Body for TrainRun {
     }
 }
 
-/// The training videos of a spec's protocol: the whole split (`general`), or K per class
-/// repeated ⌊N / (K·C)⌋ times so an epoch has about the full split's length (`few-shot`, as the
-/// reference does).
+/// The rows of a training split (given by their labels) that a spec's protocol trains on, and
+/// how many times an epoch repeats them: every row once (`general`), or K per class drawn with
+/// the run's seed, repeated ⌊N / (K·C)⌋ times so an epoch has about the split's length
+/// (`few-shot`, as the reference does). Train runs pick videos with it, probe runs cached rows.
+pub(crate) fn protocol_rows(
+    spec: &RunSpec,
+    labels: &[usize],
+    classes: usize,
+) -> Result<(Vec<usize>, usize), RunError> {
+    let n = labels.len();
+    match (spec.data.protocol.as_str(), spec.data.shots) {
+        ("general", 0) => Ok(((0..n).collect(), 1)),
+        ("general" | "few-shot", k) if k > 0 => {
+            let rows: Vec<Video> = labels
+                .iter()
+                .enumerate()
+                .map(|(i, &label)| Video {
+                    path: Default::default(),
+                    label,
+                    frames: None,
+                    source: "<train>".into(),
+                    line: i,
+                })
+                .collect();
+            let subset =
+                t4v_video::protocol::few_shot(&rows, classes, k as usize, spec.seed as u32)
+                    .map_err(fail)?;
+            let repeat = (n / subset.len().max(1)).max(1);
+            Ok((subset.into_iter().map(|v| v.line).collect(), repeat))
+        }
+        ("few-shot", _) => Err(fail("data.protocol `few-shot` needs data.shots > 0")),
+        (p, _) => Err(fail(format!(
+            "data.protocol `{p}`: train and probe runs are `general` or `few-shot` (zero-shot runs are `zero-shot` or `eval`)"
+        ))),
+    }
+}
+
+/// The training videos of a spec's protocol, an epoch's worth ([`protocol_rows`]).
 fn training_videos(
     spec: &RunSpec,
     dataset: &dyn t4v_core::Dataset,
 ) -> Result<Vec<Video>, RunError> {
     let all = t4v_datasets::videos(dataset, "train").map_err(fail)?;
-    match (spec.data.protocol.as_str(), spec.data.shots) {
-        ("general", 0) => Ok(all),
-        ("general" | "few-shot", k) if k > 0 => {
-            let c = dataset.class_names().len();
-            let subset = t4v_video::protocol::few_shot(&all, c, k as usize, spec.seed as u32)
-                .map_err(fail)?;
-            let repeat = (all.len() / subset.len().max(1)).max(1);
-            Ok((0..repeat).flat_map(|_| subset.iter().cloned()).collect())
-        }
-        ("few-shot", _) => Err(fail("data.protocol `few-shot` needs data.shots > 0")),
-        (p, _) => Err(fail(format!(
-            "data.protocol `{p}`: train runs are `general` or `few-shot` (zero-shot runs are `zero-shot` or `eval`)"
-        ))),
-    }
+    let labels: Vec<usize> = all.iter().map(|v| v.label).collect();
+    let (rows, repeat) = protocol_rows(spec, &labels, dataset.class_names().len())?;
+    Ok((0..repeat)
+        .flat_map(|_| rows.iter().map(|&r| all[r].clone()))
+        .collect())
 }
 
 /// Builds the classifier of a spec: the CLIP image tower, the temporal head, and W from the init.

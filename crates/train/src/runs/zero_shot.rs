@@ -6,7 +6,9 @@
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use t4v_core::{Family, Job, ParamDef, ParamType, PluginInfo, Reporter, RunError, RunKind};
 
-use super::{Body, fail, needed_features, on_backend, open_dataset, report_scores, to_vec};
+use super::{
+    Body, PRETRAINED, fail, needed_features, on_backend, open_dataset, report_scores, to_vec,
+};
 use crate::classifier::CosineClassifier;
 use crate::init::{classifier_weights, text_tower, video_features};
 
@@ -33,7 +35,7 @@ impl RunKind for ZeroShotRun {
     }
 
     fn needs(&self) -> &'static [&'static str] {
-        &["features"]
+        &["features", PRETRAINED]
     }
 
     fn execute(&self, job: &Job, reporter: &mut Reporter) -> Result<(), RunError> {
