@@ -36,6 +36,9 @@ pub struct SweepArgs {
     /// Wall-clock limit per run, in seconds.
     #[arg(long)]
     pub timeout: Option<f64>,
+    /// A script argument, read in the script with `arg("name", default)` (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
+    pub set: Vec<(String, String)>,
 }
 
 pub fn store_dir(results: &Path) -> PathBuf {
@@ -58,7 +61,12 @@ pub fn run(results: &Path, args: &SweepArgs, registry: &Registry) -> Result<i32>
     let file = args.script.display().to_string();
     let source = std::fs::read_to_string(&args.script)
         .with_context(|| format!("reading sweep script {file}"))?;
-    let def = t4v_sweep::script::evaluate(&file, &source, registry)?;
+    let def = t4v_sweep::script::evaluate_with(
+        &file,
+        &source,
+        registry,
+        &args.set.iter().cloned().collect(),
+    )?;
     for (i, d) in def.reports.iter().enumerate() {
         t4v_report::Declaration::from_json(d).with_context(|| {
             format!(
@@ -160,4 +168,11 @@ pub fn run(results: &Path, args: &SweepArgs, registry: &Registry) -> Result<i32>
     } else {
         0
     })
+}
+
+fn parse_set(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("`{s}`: expected NAME=VALUE"))
 }

@@ -1,6 +1,7 @@
 //! The sweep's display: a progress bar with counts and an ETA on a terminal, plain log lines
 //! otherwise (CI logs, files, pipes).
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,12 @@ pub struct Progress {
     jobs: usize,
     durations: Vec<Duration>,
     start: Instant,
+    /// Work done inside each running run that reports it: (done, total, when last printed).
+    within: BTreeMap<String, (u64, u64, Instant)>,
 }
+
+/// Plain mode prints a run's own progress at most this often.
+const WITHIN_EVERY: Duration = Duration::from_secs(10);
 
 impl Progress {
     pub fn new(total: usize, jobs: usize) -> Self {
@@ -38,6 +44,7 @@ impl Progress {
             jobs: jobs.max(1),
             durations: Vec::new(),
             start: Instant::now(),
+            within: BTreeMap::new(),
         };
         p.refresh();
         p
@@ -63,8 +70,15 @@ impl Progress {
             .filter(|_| self.done + self.failed < self.total)
             .map(|d| format!(" · ETA {}", fmt_duration(d)))
             .unwrap_or_default();
+        let within: String = self
+            .within
+            .iter()
+            .map(|(id, (d, t, _))| {
+                format!(" · {} {}%", &id[..id.len().min(8)], 100 * d / t.max(&1))
+            })
+            .collect();
         format!(
-            "done {} · running {} · failed {} · pending {}{eta}",
+            "done {} · running {} · failed {} · pending {}{eta}{within}",
             self.done, self.running, self.failed, pending
         )
     }
@@ -96,7 +110,32 @@ impl Progress {
         self.refresh();
     }
 
+    /// A running run's own progress (its epochs or steps): in the bar's message on a terminal,
+    /// otherwise a plain line at most every [`WITHIN_EVERY`] per run, so a long run is not
+    /// silent.
+    pub fn run_progress(&mut self, id: &str, done: u64, total: u64) {
+        // The first line comes after WITHIN_EVERY too: short runs print none.
+        let entry = self
+            .within
+            .entry(id.to_string())
+            .or_insert((0, 0, Instant::now()));
+        entry.0 = done;
+        entry.1 = total;
+        if self.bar.is_some() {
+            self.refresh();
+            return;
+        }
+        if entry.2.elapsed() >= WITHIN_EVERY && done < total {
+            entry.2 = Instant::now();
+            eprintln!(
+                "        {id} at {done}/{total} ({}%)",
+                100 * done / total.max(1)
+            );
+        }
+    }
+
     pub fn finished(&mut self, id: &str, ok: bool, took: Duration, reason: Option<&str>) {
+        self.within.remove(id);
         self.running -= 1;
         if ok {
             self.done += 1;
@@ -122,8 +161,9 @@ impl Progress {
     }
 
     /// A run that will not finish in this sweep (interrupted by --fail-fast).
-    pub fn stopped(&mut self) {
+    pub fn stopped(&mut self, id: &str) {
         self.running -= 1;
+        self.within.remove(id);
         self.total -= 1;
         self.refresh();
     }

@@ -254,14 +254,14 @@ pub fn execute(
         snapshot(&mut progress, false, &mut changed);
         // Wait for events.
         match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(msg) => handle(store, &mut running, msg)?,
+            Ok(msg) => handle(store, &mut running, &mut progress, msg)?,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 unreachable!("the coordinator holds a sender")
             }
         }
         while let Ok(msg) = rx.try_recv() {
-            handle(store, &mut running, msg)?;
+            handle(store, &mut running, &mut progress, msg)?;
         }
 
         // Timeouts, exits.
@@ -492,7 +492,12 @@ fn push_tail(w: &mut Worker, line: String) {
     w.stderr_tail.push_back(line);
 }
 
-fn handle(store: &Store, running: &mut HashMap<RunId, Worker>, msg: Msg) -> Result<(), StoreError> {
+fn handle(
+    store: &Store,
+    running: &mut HashMap<RunId, Worker>,
+    progress: &mut Progress,
+    msg: Msg,
+) -> Result<(), StoreError> {
     match msg {
         Msg::Closed(id) => {
             if let Some(w) = running.get_mut(&id) {
@@ -548,7 +553,8 @@ fn handle(store: &Store, running: &mut HashMap<RunId, Worker>, msg: Msg) -> Resu
                 Event::Failed { reason } => w.failed_reason = Some(reason),
                 Event::Finished => w.finished = true,
                 Event::Log { message } => push_tail(w, format!("[log] {message}")),
-                Event::Started { .. } | Event::Progress { .. } => {}
+                Event::Progress { done, total } => progress.run_progress(id.as_str(), done, total),
+                Event::Started { .. } => {}
             }
         }
     }
@@ -606,7 +612,7 @@ fn conclude(
         w.stderr_tail.into_iter().collect(),
     )?;
     match outcome {
-        AttemptOutcome::Interrupted => progress.stopped(),
+        AttemptOutcome::Interrupted => progress.stopped(id.as_str()),
         o => progress.finished(
             id.as_str(),
             o == AttemptOutcome::Succeeded,

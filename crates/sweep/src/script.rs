@@ -399,7 +399,20 @@ impl SweepHandle {
 
 /// Evaluates a sweep script. `file` is used in error messages and recorded with the sweep.
 pub fn evaluate(file: &str, source: &str, registry: &Registry) -> Result<SweepDef, ScriptError> {
+    evaluate_with(file, source, registry, &BTreeMap::new())
+}
+
+/// Evaluates a sweep script with arguments (`xtask sweep --set name=value`), which the script
+/// reads with `arg("name", default)`; the value is parsed as the default's type. An argument
+/// the script never asks for is an error (a typo would otherwise be silently ignored).
+pub fn evaluate_with(
+    file: &str,
+    source: &str,
+    registry: &Registry,
+    args: &BTreeMap<String, String>,
+) -> Result<SweepDef, ScriptError> {
     let registry = *registry;
+    let asked: Rc<RefCell<Vec<String>>> = Rc::default();
     let sweeps: Rc<RefCell<Vec<SweepHandle>>> = Rc::default();
     let mut engine = Engine::new();
     engine
@@ -519,6 +532,46 @@ pub fn evaluate(file: &str, source: &str, registry: &Registry) -> Result<SweepDe
             },
         );
     }
+    let given = args.clone();
+    let asked_by = asked.clone();
+    engine.register_fn(
+        "arg",
+        move |ctx: NativeCallContext,
+              name: &str,
+              default: Dynamic|
+              -> Result<Dynamic, Box<EvalAltResult>> {
+            asked_by.borrow_mut().push(name.to_string());
+            let Some(text) = given.get(name) else {
+                return Ok(default);
+            };
+            let bad = |ty: &str| {
+                err(
+                    format!("--set {name}={text}: expected {ty} (the default is `{default}`)"),
+                    ctx.call_position(),
+                )
+            };
+            if default.is_int() {
+                text.parse::<i64>()
+                    .map(Dynamic::from)
+                    .map_err(|_| bad("an integer"))
+            } else if default.is_float() {
+                text.parse::<f64>()
+                    .map(Dynamic::from)
+                    .map_err(|_| bad("a number"))
+            } else if default.is_bool() {
+                text.parse::<bool>()
+                    .map(Dynamic::from)
+                    .map_err(|_| bad("true or false"))
+            } else if default.is_string() {
+                Ok(Dynamic::from(text.clone()))
+            } else {
+                Err(err(
+                    format!("arg `{name}`: defaults are integers, numbers, booleans or strings"),
+                    ctx.call_position(),
+                ))
+            }
+        },
+    );
     engine.register_fn("grid", grid);
     engine.register_fn("zip", zip);
     engine.register_fn(
@@ -550,6 +603,18 @@ pub fn evaluate(file: &str, source: &str, registry: &Registry) -> Result<SweepDe
         let (pos, message) = innermost(*e);
         located(pos, message)
     })?;
+    let asked = asked.borrow();
+    if let Some(unused) = args.keys().find(|k| !asked.contains(k)) {
+        let known = if asked.is_empty() {
+            "none".to_string()
+        } else {
+            asked.join(", ")
+        };
+        return Err(located(
+            Position::new(1, 1),
+            format!("--set {unused}: the script reads no such argument (it reads: {known})"),
+        ));
+    }
     let sweeps = sweeps.borrow();
     let handle = sweeps.first().ok_or_else(|| {
         located(

@@ -152,3 +152,32 @@ fn functions_in_scripts_report_the_failing_add() {
         "{err}"
     );
 }
+
+#[test]
+fn script_arguments_are_typed_by_their_default_and_checked() {
+    let src = r#"let s = sweep("x");
+        let n = arg("epochs", 3);
+        let tiny = arg("tiny", false);
+        s.add(#{ kind: "selftest", params: #{ epochs: if tiny { 1 } else { n } } });"#;
+    let run = |args: &[(&str, &str)]| {
+        let args = args
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        t4v_sweep::script::evaluate_with("t.rhai", src, &REG, &args).map_err(|e| e.to_string())
+    };
+    let epochs = |d: t4v_sweep::SweepDef| d.runs[0].spec.params["epochs"].clone();
+    assert_eq!(epochs(run(&[]).unwrap()), 3);
+    assert_eq!(epochs(run(&[("epochs", "7")]).unwrap()), 7);
+    assert_eq!(
+        epochs(run(&[("epochs", "7"), ("tiny", "true")]).unwrap()),
+        1
+    );
+    let e = run(&[("epochs", "many")]).unwrap_err();
+    assert!(e.contains("--set epochs=many: expected an integer"), "{e}");
+    let e = run(&[("epohcs", "2")]).unwrap_err();
+    assert!(
+        e.contains("--set epohcs: the script reads no such argument (it reads: epochs, tiny)"),
+        "{e}"
+    );
+}
