@@ -65,3 +65,80 @@ fn a_paper_script_without_its_data_says_where_it_looked() {
         );
     }
 }
+
+/// The README's first command, shrunken (`--set tiny=true`: a one-epoch pretraining of a
+/// 16-wide CLIP, 2 seeds, few-shot K = 1, 2): every run kind of the quickstart, its report, and
+/// the rerun that finds everything done.
+#[test]
+fn the_quickstart_runs_end_to_end_and_reruns_for_free() {
+    let d = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/quickstart.rhai");
+    let script = script.to_str().unwrap();
+    let args = ["sweep", script, "--set", "tiny=true", "--jobs", "2"];
+    let o = xtask(d.path(), &args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let total = err
+        .lines()
+        .find_map(|l| l.strip_prefix("sweep `quickstart`: "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or_else(|| panic!("no plan line: {err}"));
+    assert!(
+        err.contains(&format!("{total} succeeded, 0 failed")),
+        "{err}"
+    );
+
+    // Rerun: every run is found done, nothing is executed.
+    let o = xtask(d.path(), &args);
+    let again = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{again}");
+    assert!(
+        again.contains(&format!(
+            "0 succeeded, 0 failed, 0 blocked, {total} skipped"
+        )),
+        "{again}"
+    );
+
+    let out = d.path().join("report");
+    let o = xtask(
+        d.path(),
+        &["report", "quickstart", "--out", out.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in [
+        "zero-shot.md",
+        "init-general.md",
+        "init-first-epoch.md",
+        "init-few-shot.md",
+        "text-vs-lda.md",
+        "accuracy-vs-shots.svg",
+        "learning-curves.svg",
+        "pretraining.svg",
+        "text-classifier-similarity.svg",
+        "index.html",
+    ] {
+        assert!(
+            out.join(f).is_file(),
+            "{f} missing in {:?}",
+            std::fs::read_dir(&out)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect::<Vec<_>>()
+        );
+    }
+    let table = std::fs::read_to_string(out.join("init-general.md")).unwrap();
+    for init in ["random", "orthogonal", "lda", "class-mean", "text"] {
+        assert!(table.contains(init), "{table}");
+    }
+    // The pretrained model is a Hugging Face folder.
+    let runs = d.path().join("runs");
+    let model = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("model"))
+        .find(|p| p.is_dir())
+        .expect("a pretrain run folder with its model");
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        assert!(model.join(f).is_file(), "{f}");
+    }
+}
