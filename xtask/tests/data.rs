@@ -105,7 +105,7 @@ fn ucf101_official_layout_with_broken_media() {
     let (ok, _, err) = data(&["k700"]);
     assert!(
         !ok && err.contains(
-            "unknown dataset `k700` (known: k400, k600, ucf101, hmdb51, anet, synthetic)"
+            "unknown dataset `k700` (known: k400, k600, ucf101, hmdb51, anet, synthetic, synthetic-pretrain, synthetic-novel)"
         ),
         "{err}"
     );

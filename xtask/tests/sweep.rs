@@ -285,7 +285,7 @@ fn bad_scripts_name_line_and_field_and_leave_the_store_alone() {
         ),
         (
             "let s = sweep(\"g\");\ns.add(#{ kind: \"selfttest\" });",
-            ":2:3: field `kind`: unknown run kind `selfttest` (known: selftest, features, zero-shot, train, eval, probe)",
+            ":2:3: field `kind`: unknown run kind `selfttest` (known: selftest, features, zero-shot, train, eval, probe, pretrain)",
         ),
         (
             "let s = sweep(\"g\");\ns.add(#{ kind: \"selftest\", params: #{ epochs: \"two\" } });",

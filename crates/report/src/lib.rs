@@ -174,6 +174,19 @@ pub fn build(
             .filter(|(r, flat)| frame::selects(None, &t.filter, r, flat))
             .map(|(r, _)| (*r).clone())
             .collect();
+        if selected.is_empty() {
+            // Declared but nothing ran yet (or a shrunken sweep leaves it out): an empty
+            // table that says so, not a failed report.
+            out_tables.push(table::Table {
+                name: t.name.clone(),
+                row_fields: t.rows.clone(),
+                col_labels: Vec::new(),
+                rows: Vec::new(),
+                precision: t.precision,
+                caption: "no runs match this table yet".into(),
+            });
+            continue;
+        }
         let df = frame::runs_frame(&selected, &own)?;
         out_tables.push(table::compute(&df, t, &auto)?);
     }

@@ -152,7 +152,8 @@ mod tests {
         assert!((a.mean_class - 50.0).abs() < 1e-12);
         assert_eq!(a.per_class, vec![(1, 1), (1, 0), (2, 1)]);
         let a = accuracy(&[0.2, 0.2, 0.2], 3, &[1]);
-        assert_eq!(a.top1, 100.0, "ties resolve in favour of the true class");
+        assert_eq!(a.top1, 0.0, "ties go to the first class, as argmax picks");
+        assert_eq!(a.top5, 100.0);
     }
 
     #[test]

@@ -88,6 +88,6 @@ fn bad_shrinkage_is_an_error() {
 #[test]
 fn one_sample_per_class_is_an_error_not_nan() {
     let x = DMatrix::from_row_slice(3, 2, &[1.0, 0.0, 0.0, 1.0, 1.0, 1.0]);
-    let e = fit(&x, &[0, 1, 2], 3, Some(0.1)).unwrap_err().to_string();
+    let e = fit(&x, &[0, 1, 2], 3, Some(0.1)).err().unwrap().to_string();
     assert!(e.contains("no within-class covariance"), "{e}");
 }

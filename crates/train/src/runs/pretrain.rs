@@ -427,7 +427,11 @@ mod tests {
         let order = distinct_class_order(&videos, 5, 2, &mut rng);
         // 5 classes in batches of 2: 4 videos per round while 4 classes have some left, fewer
         // at the end; whole batches only.
-        assert!(order.len() >= 40 && order.len() % 2 == 0, "{}", order.len());
+        assert!(
+            order.len() >= 40 && order.len().is_multiple_of(2),
+            "{}",
+            order.len()
+        );
         for b in order.chunks(2) {
             assert_ne!(b[0].label, b[1].label);
         }
