@@ -86,7 +86,6 @@ impl<B: Backend> ClipModel<B> {
         Ok((Self::from_weights(&config, weights, device)?, config))
     }
 
-    /// Width D of the joint embedding space.
     /// Every tensor under its HF name: the inverse of [`ClipModel::from_weights`].
     pub fn export(&self) -> Export {
         let mut out = Export::default();
@@ -112,6 +111,7 @@ impl<B: Backend> ClipModel<B> {
         std::fs::write(&cfg, text + "\n").map_err(io(&cfg))
     }
 
+    /// Width D of the joint embedding space.
     pub fn embed_dim(&self) -> usize {
         self.visual_projection.weight.dims()[1]
     }

@@ -74,7 +74,6 @@ impl<B: Backend> TextTransformer<B> {
         })
     }
 
-    /// Context length (rows of the positional embedding).
     /// The inverse of `load`: the tower's tensors under their HF names.
     pub fn export(&self, out: &mut Export) {
         let tok = self.token_embedding.weight.dims();
@@ -93,6 +92,7 @@ impl<B: Backend> TextTransformer<B> {
         put_layer_norm(out, "text_model.final_layer_norm", &self.final_layer_norm);
     }
 
+    /// Context length (rows of the positional embedding).
     pub fn context_length(&self) -> usize {
         self.position_embedding.dims()[0]
     }
