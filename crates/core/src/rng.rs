@@ -30,6 +30,13 @@ impl SplitMix64 {
         (self.unit() * n as f64) as usize % n.max(1)
     }
 
+    /// Shuffles `v` in place (Fisher–Yates, from the back), the one shuffle of the workspace.
+    pub fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            v.swap(i, self.below(i + 1));
+        }
+    }
+
     /// A standard normal draw (Box–Muller; two outputs per draw).
     pub fn normal(&mut self) -> f64 {
         let u1 = ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;

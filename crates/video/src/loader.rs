@@ -267,9 +267,7 @@ pub fn epoch(source: Arc<dyn ClipSource>, cfg: LoaderConfig, epoch: u64) -> Epoc
         let mut rng = rng(cfg
             .seed
             .wrapping_add(epoch.wrapping_mul(0x2545_F491_4F6C_DD1D)));
-        for i in (1..n).rev() {
-            order.swap(i, rng.below(i + 1));
-        }
+        rng.shuffle(&mut order);
     }
     let workers = cfg.workers.max(1);
     let (tx, rx): (SyncSender<_>, _) = sync_channel(cfg.prefetch.max(cfg.batch));

@@ -66,9 +66,7 @@ impl Combo {
 pub fn split_unseen(combos: &[Combo], unseen: usize, seed: u64) -> (Vec<Combo>, Vec<Combo>) {
     let mut order: Vec<usize> = (0..combos.len()).collect();
     let mut rng = rng(seed ^ 0x0005_EED0);
-    for i in (1..order.len()).rev() {
-        order.swap(i, rng.below(i + 1));
-    }
+    rng.shuffle(&mut order);
     let mut held = vec![false; combos.len()];
     let mut n = 0;
     for &i in &order {

@@ -180,9 +180,7 @@ fn distinct_class_order(
         by_class[v.label].push(v);
     }
     for list in &mut by_class {
-        for i in (1..list.len()).rev() {
-            list.swap(i, rng.below(i + 1));
-        }
+        rng.shuffle(list);
     }
     let mut out = Vec::new();
     loop {
@@ -190,9 +188,7 @@ fn distinct_class_order(
         if live.len() < batch {
             return out;
         }
-        for i in (1..live.len()).rev() {
-            live.swap(i, rng.below(i + 1));
-        }
+        rng.shuffle(&mut live);
         live.truncate(live.len() / batch * batch);
         for c in live {
             out.push(by_class[c].pop().expect("live classes have videos").clone());

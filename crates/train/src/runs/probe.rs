@@ -175,9 +175,7 @@ fn probe<B: AutodiffBackend>(
     for e in 0..epochs {
         let mut order: Vec<usize> = (0..n).map(|i| i % train.shape[0]).collect();
         let mut rng = t4v_core::SplitMix64::new(spec.seed ^ (e as u64 + 1).wrapping_mul(0x9E37));
-        for i in (1..n).rev() {
-            order.swap(i, rng.below(i + 1));
-        }
+        rng.shuffle(&mut order);
         let mut sum = 0.0;
         for (i, idx) in order.chunks(batch).enumerate() {
             let factor = stepper.at(e as usize, i);
