@@ -68,16 +68,10 @@ fn gather<B: Backend>(
     idx: &[usize],
     device: &B::Device,
 ) -> (Tensor<B, 3>, Vec<usize>) {
-    let [_, t, d] = f.shape;
-    let row = t * d;
-    let mut data = Vec::with_capacity(idx.len() * row);
-    for &i in idx {
-        data.extend_from_slice(&f.data[i * row..(i + 1) * row]);
-    }
-    let labels = idx.iter().map(|&i| f.labels[i]).collect();
+    let rows = subset(f, idx);
     (
-        Tensor::from_data(TensorData::new(data, [idx.len(), t, d]), device),
-        labels,
+        Tensor::from_data(TensorData::new(rows.data, rows.shape), device),
+        rows.labels,
     )
 }
 
