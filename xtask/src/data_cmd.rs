@@ -42,7 +42,7 @@ pub fn run(args: &DataArgs, registry: &Registry) -> Result<()> {
             known.join(", ")
         )
     })?;
-    let root = if t4v_datasets::is_synthetic(&args.dataset) {
+    let root = if !plugin.needs_root() {
         PathBuf::new()
     } else {
         let root =

@@ -148,6 +148,11 @@ pub struct DataOptions {
 /// A dataset family: opens a dataset from its options. Listed in the registry.
 pub trait DatasetPlugin: Sync {
     fn info(&self) -> &'static crate::registry::PluginInfo;
+    /// Does it read a folder? Datasets drawn on demand (the synthetic ones) do not, and are
+    /// opened without looking for one.
+    fn needs_root(&self) -> bool {
+        true
+    }
     fn open(&self, opts: &DataOptions) -> Result<Box<dyn Dataset>, PluginError>;
 }
 

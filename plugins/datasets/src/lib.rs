@@ -32,8 +32,8 @@ pub static DATASETS: &[&dyn DatasetPlugin] = &[
     &Hmdb51,
     &ActivityNet,
     &Synthetic,
-    &SyntheticPretrain,
-    &SyntheticNovel,
+    &SYNTHETIC_PRETRAIN,
+    &SYNTHETIC_NOVEL,
 ];
 
 fn err(e: VideoError) -> PluginError {
@@ -386,6 +386,9 @@ impl DatasetPlugin for Synthetic {
     fn info(&self) -> &'static PluginInfo {
         &SYNTH_INFO
     }
+    fn needs_root(&self) -> bool {
+        false
+    }
     fn open(&self, opts: &DataOptions) -> Result<Box<dyn Dataset>, PluginError> {
         Ok(Box::new(Self::open_with(
             Combo::all(4, 3, 4),
@@ -410,57 +413,54 @@ pub fn world() -> (Vec<Combo>, Vec<Combo>) {
 pub const WORLD_NOVEL: usize = 48;
 const WORLD_SEED: u64 = 0;
 
-static SYNTH_PRETRAIN_INFO: PluginInfo = PluginInfo {
-    name: "synthetic-pretrain",
-    summary: "caption/video pairs of the 96 seen combinations of the quickstart's world, for `pretrain` (64 train, 4 test videos each)",
-    params: &[],
+/// One half of [`world`] as a dataset, with motion trails: the seen combinations (what a small
+/// CLIP is pretrained on) or the novel ones (the quickstart's downstream task).
+pub struct SyntheticWorld {
+    info: &'static PluginInfo,
+    novel: bool,
+    train: u64,
+    test: u64,
+}
+
+pub static SYNTHETIC_PRETRAIN: SyntheticWorld = SyntheticWorld {
+    info: &PluginInfo {
+        name: "synthetic-pretrain",
+        summary: "caption/video pairs of the 96 seen combinations of the quickstart's world, for `pretrain` (64 train, 4 test videos each)",
+        params: &[],
+    },
+    novel: false,
+    train: 64,
+    test: 4,
 };
 
-/// The seen part of [`world`]: what a small CLIP is pretrained on.
-pub struct SyntheticPretrain;
+pub static SYNTHETIC_NOVEL: SyntheticWorld = SyntheticWorld {
+    info: &PluginInfo {
+        name: "synthetic-novel",
+        summary: "the 48 combinations of the quickstart's world held out of pretraining, as a downstream task (16 train, 8 test videos each)",
+        params: &[],
+    },
+    novel: true,
+    train: 16,
+    test: 8,
+};
 
-impl DatasetPlugin for SyntheticPretrain {
+impl DatasetPlugin for SyntheticWorld {
     fn info(&self) -> &'static PluginInfo {
-        &SYNTH_PRETRAIN_INFO
+        self.info
+    }
+    fn needs_root(&self) -> bool {
+        false
     }
     fn open(&self, opts: &DataOptions) -> Result<Box<dyn Dataset>, PluginError> {
+        let (seen, novel) = world();
         Ok(Box::new(Synthetic::open_with(
-            world().0,
-            64,
-            4,
+            if self.novel { novel } else { seen },
+            self.train,
+            self.test,
             opts.split as u64,
             true,
         )))
     }
-}
-
-static SYNTH_NOVEL_INFO: PluginInfo = PluginInfo {
-    name: "synthetic-novel",
-    summary: "the 48 combinations of the quickstart's world held out of pretraining, as a downstream task (16 train, 8 test videos each)",
-    params: &[],
-};
-
-/// The novel part of [`world`]: the downstream task of the quickstart.
-pub struct SyntheticNovel;
-
-impl DatasetPlugin for SyntheticNovel {
-    fn info(&self) -> &'static PluginInfo {
-        &SYNTH_NOVEL_INFO
-    }
-    fn open(&self, opts: &DataOptions) -> Result<Box<dyn Dataset>, PluginError> {
-        Ok(Box::new(Synthetic::open_with(
-            world().1,
-            16,
-            8,
-            opts.split as u64,
-            true,
-        )))
-    }
-}
-
-/// Datasets drawn on demand, which have no folder.
-pub fn is_synthetic(name: &str) -> bool {
-    name == "synthetic" || name.starts_with("synthetic-")
 }
 
 /// The dataset folder: `root` if given, else `$T4V_DATA_<NAME>`, else `$T4V_DATA/<name>`.

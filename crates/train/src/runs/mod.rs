@@ -140,7 +140,7 @@ pub(crate) fn open_dataset(spec: &RunSpec) -> Result<Box<dyn t4v_core::Dataset>,
         .iter()
         .find(|d| d.info().name == name)
         .ok_or_else(|| fail(format!("no dataset plugin `{name}`")))?;
-    let root = if t4v_datasets::is_synthetic(name) {
+    let root = if !plugin.needs_root() {
         PathBuf::new()
     } else {
         let root = t4v_datasets::default_root(name, None).ok_or_else(|| {
