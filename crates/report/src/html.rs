@@ -66,14 +66,7 @@ fn comparison(c: &Comparison) -> String {
     for h in &c.group_fields {
         out += &format!("<th>{}</th>", esc(h));
     }
-    for h in [
-        "pairs",
-        "mean A",
-        "mean B",
-        "Δ (A − B)",
-        "t-test p",
-        "Wilcoxon p",
-    ] {
+    for h in crate::render::PAIRED_HEADERS {
         out += &format!("<th class=\"n\">{h}</th>");
     }
     out += "</tr></thead><tbody>";

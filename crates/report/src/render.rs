@@ -230,6 +230,16 @@ pub(crate) fn p_text(p: f64) -> String {
     }
 }
 
+/// The statistics columns of a comparison, as Markdown and HTML head them.
+pub(crate) const PAIRED_HEADERS: [&str; 6] = [
+    "pairs",
+    "mean A",
+    "mean B",
+    "Δ (A − B)",
+    "t-test p",
+    "Wilcoxon p",
+];
+
 /// A comparison as Markdown: one line per group.
 pub fn comparison_markdown(c: &Comparison) -> String {
     let mut out = format!(
@@ -237,17 +247,7 @@ pub fn comparison_markdown(c: &Comparison) -> String {
         c.name, c.a_label, c.b_label, c.metric
     );
     let mut head: Vec<String> = c.group_fields.clone();
-    head.extend(
-        [
-            "pairs",
-            "mean A",
-            "mean B",
-            "Δ (A − B)",
-            "t-test p",
-            "Wilcoxon p",
-        ]
-        .map(String::from),
-    );
+    head.extend(PAIRED_HEADERS.map(String::from));
     out += &format!("| {} |\n", head.join(" | "));
     out += &format!(
         "|{}|\n",
