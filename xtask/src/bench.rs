@@ -693,7 +693,7 @@ fn report(n: usize) -> Result<()> {
 /// after one AdamW step.
 fn tiny_step<B: burn::tensor::backend::AutodiffBackend>(device: &B::Device) -> Result<(f64, f64)> {
     use burn::nn::loss::CrossEntropyLossConfig;
-    use burn::tensor::{ElementConversion, Int, TensorData};
+    use burn::tensor::{ElementConversion, TensorData};
     use t4v_train::CosineClassifier;
     use t4v_train::model::VideoClassifier;
     // From the working directory when run from a checkout (or a copy of one on another
@@ -735,13 +735,7 @@ fn tiny_step<B: burn::tensor::backend::AutodiffBackend>(device: &B::Device) -> R
         .next()
         .context("a batch")??;
     let x = Tensor::<B, 5>::from_data(TensorData::new(b.pixels, b.shape), device);
-    let y = Tensor::<B, 1, Int>::from_data(
-        TensorData::new(
-            b.labels.iter().map(|&l| l as i64).collect(),
-            [b.labels.len()],
-        ),
-        device,
-    );
+    let y = t4v_train::fit::targets::<B>(&b.labels, device);
     let ce = CrossEntropyLossConfig::new().init(device);
     let spec = t4v_core::spec::OptimSpec {
         lr: 1e-3,

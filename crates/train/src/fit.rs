@@ -77,6 +77,16 @@ impl<B: AutodiffBackend, M: AutodiffModule<B> + Grouped> Fitter<B, M> {
     }
 }
 
+/// Class indices as the cross-entropy loss takes them.
+pub fn targets<B: burn::tensor::backend::Backend>(
+    labels: &[usize],
+    device: &B::Device,
+) -> Tensor<B, 1, burn::tensor::Int> {
+    let data =
+        burn::tensor::TensorData::new(labels.iter().map(|&l| l as i64).collect(), [labels.len()]);
+    Tensor::from_data(data, device)
+}
+
 /// Where a training run is, saved with each checkpoint.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LoopState {

@@ -5,7 +5,7 @@
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use burn::tensor::{ElementConversion, Tensor, TensorData};
 use t4v_core::{Family, Job, ParamDef, ParamType, PluginInfo, Reporter, RunError, RunKind};
 
 use super::{
@@ -174,10 +174,7 @@ fn probe<B: AutodiffBackend>(
         for (i, idx) in order.chunks(batch).enumerate() {
             let factor = stepper.at(e as usize, i);
             let (x, labels) = gather::<B>(&train, idx, device);
-            let y = Tensor::<B, 1, Int>::from_data(
-                TensorData::new(labels.iter().map(|&l| l as i64).collect(), [labels.len()]),
-                device,
-            );
+            let y = crate::fit::targets::<B>(&labels, device);
             let logits = model.classifier.forward_train(model.embed(x));
             let loss = loss_fn.forward(logits, y);
             let value: f64 = loss.clone().into_scalar().elem();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use burn::tensor::{ElementConversion, Tensor, TensorData};
 use serde_json::json;
 use t4v_clip::ClipModel;
 use t4v_core::{
@@ -261,13 +261,7 @@ fn train<B: AutodiffBackend>(
             let b = b.map_err(fail)?;
             factor = stepper.at(e as usize, i);
             let x = Tensor::<B, 5>::from_data(TensorData::new(b.pixels, b.shape), device);
-            let y = Tensor::<B, 1, Int>::from_data(
-                TensorData::new(
-                    b.labels.iter().map(|&l| l as i64).collect(),
-                    [b.labels.len()],
-                ),
-                device,
-            );
+            let y = crate::fit::targets::<B>(&b.labels, device);
             let loss = loss_fn.forward(model.forward_train(x), y);
             let value: f64 = loss.clone().into_scalar().elem();
             if !value.is_finite() {
