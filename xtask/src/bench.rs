@@ -53,7 +53,7 @@ pub fn run(name: Option<&str>, runs: usize, registry: &Registry) -> Result<()> {
 }
 
 /// Milliseconds per image of the image tower on backend `B`.
-fn clip_ms_per_image<B: Backend>(iters: usize) -> f64 {
+fn clip_ms_per_image<B: t4v_fused::FusedBackend>(iters: usize) -> f64 {
     let device = B::Device::default();
     let config = ClipConfig::default();
     let model = ClipModel::<B>::init_random(&config, 0, &device);
@@ -691,7 +691,7 @@ fn report(n: usize) -> Result<()> {
 /// Two training steps of the tiny synthetic configuration (the tiny-a CLIP fixture, Transf head,
 /// W drawn with seed 7, one fixed batch of 8 synthetic clips of 4 frames): the loss before and
 /// after one AdamW step.
-fn tiny_step<B: burn::tensor::backend::AutodiffBackend>(device: &B::Device) -> Result<(f64, f64)> {
+fn tiny_step<B: t4v_fused::FusedAutodiffBackend>(device: &B::Device) -> Result<(f64, f64)> {
     use burn::nn::loss::CrossEntropyLossConfig;
     use burn::tensor::{ElementConversion, TensorData};
     use t4v_train::CosineClassifier;
@@ -752,7 +752,7 @@ fn tiny_step<B: burn::tensor::backend::AutodiffBackend>(device: &B::Device) -> R
 
 /// Clips per second of forward + backward + AdamW step of a ViT-B/16-sized video classifier
 /// (random weights, 8 frames of 224², Transf head, 400 classes), `batch` clips per step.
-fn b16_throughput<B: burn::tensor::backend::AutodiffBackend>(
+fn b16_throughput<B: t4v_fused::FusedAutodiffBackend>(
     device: &B::Device,
     batch: usize,
     steps: usize,

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
-use burn::tensor::{Tensor, TensorData, backend::Backend};
+use burn::tensor::{Tensor, TensorData};
 use clap::Args;
 use safetensors::{Dtype, SafeTensors};
 use t4v_clip::Clip;
@@ -84,7 +84,7 @@ fn read_pixels(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
     Ok((v.shape().to_vec(), data))
 }
 
-fn embed_with<B: Backend>(args: &EmbedArgs, device: &B::Device) -> Result<()> {
+fn embed_with<B: t4v_fused::FusedBackend>(args: &EmbedArgs, device: &B::Device) -> Result<()> {
     let mut texts = args.texts.clone();
     if let Some(f) = &args.texts_file {
         let body =

@@ -85,7 +85,9 @@ impl<B: Backend> SentenceEncoder<B> {
             device: device.clone(),
         })
     }
+}
 
+impl<B: t4v_fused::FusedBackend> SentenceEncoder<B> {
     /// Sentences → mean-pooled embeddings `[N, D]`. Sentences of equal token length run as one
     /// batch, so no padding (and no attention mask) is ever needed.
     pub fn embed(&self, sentences: &[String]) -> Result<Tensor<B, 2>, BertError> {
@@ -132,7 +134,7 @@ impl<B: Backend> SentenceEncoder<B> {
     }
 }
 
-impl<B: Backend> TextEncoder<B> for SentenceEncoder<B> {
+impl<B: t4v_fused::FusedBackend> TextEncoder<B> for SentenceEncoder<B> {
     fn embed_dim(&self) -> usize {
         self.model.width()
     }

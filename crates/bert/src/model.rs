@@ -3,11 +3,12 @@
 //! place onto one model.
 
 use burn::module::{Module, Param};
-use burn::nn::{LayerNorm, Linear};
+use burn::nn::Linear;
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 use serde::Deserialize;
-use t4v_clip::layers::{Attention, apply, layer_norm, linear, tensor2};
+use t4v_clip::layers::{Attention, LayerNorm, apply, apply_act, layer_norm, linear, tensor2};
 use t4v_clip::{ClipError, Weights};
+use t4v_fused::{Act, FusedBackend};
 
 /// The fields of `config.json` the encoder needs, under either family's names.
 #[derive(Clone, Debug, Deserialize)]
@@ -98,16 +99,13 @@ pub struct BertLayer<B: Backend> {
     pub ffn_norm: LayerNorm<B>,
 }
 
-impl<B: Backend> BertLayer<B> {
+impl<B: FusedBackend> BertLayer<B> {
     /// Post-LN: `LN(x + attn(x))`, then `LN(h + FFN(h))` with the exact (erf) GELU.
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let h = self
             .attention_norm
             .forward(x.clone() + self.attention.forward(x, None));
-        let f = apply(
-            &self.ffn_out,
-            burn::tensor::activation::gelu(apply(&self.ffn_in, h.clone())),
-        );
+        let f = apply(&self.ffn_out, apply_act(&self.ffn_in, h.clone(), Act::Gelu));
         self.ffn_norm.forward(h + f)
     }
 }
@@ -227,7 +225,9 @@ impl<B: Backend> BertModel<B> {
     pub fn width(&self) -> usize {
         self.word_embeddings.dims()[1]
     }
+}
 
+impl<B: FusedBackend> BertModel<B> {
     /// Token ids `[N, L]` (no padding: every row a whole sentence) → hidden states `[N, L, D]`.
     pub fn forward(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
         let [n, l] = ids.dims();

@@ -2,9 +2,9 @@
 //! classifier, which has the same block with another LayerNorm eps).
 
 use burn::module::{Module, Param};
-use burn::nn::{LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::activation::{gelu, sigmoid, softmax};
+use burn::nn::Linear;
 use burn::tensor::{Bool, Tensor, TensorData, backend::Backend};
+use t4v_fused::{Act, FusedBackend};
 
 use crate::ClipError;
 use crate::config::Activation;
@@ -33,6 +33,26 @@ pub fn linear<B: Backend>(
     })
 }
 
+/// LayerNorm over the last dimension, run as one fused operation. Its fields are burn's
+/// `LayerNorm`'s, so checkpoints (module records) read the same.
+#[derive(Module, Debug)]
+pub struct LayerNorm<B: Backend> {
+    pub gamma: Param<Tensor<B, 1>>,
+    pub beta: Option<Param<Tensor<B, 1>>>,
+    pub epsilon: f64,
+}
+
+impl<B: FusedBackend> LayerNorm<B> {
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        t4v_fused::layer_norm(
+            x,
+            self.gamma.val(),
+            self.beta.as_ref().map(Param::val),
+            self.epsilon,
+        )
+    }
+}
+
 pub fn layer_norm<B: Backend>(
     w: &mut Weights,
     prefix: &str,
@@ -40,16 +60,17 @@ pub fn layer_norm<B: Backend>(
     eps: f64,
     device: &B::Device,
 ) -> Result<LayerNorm<B>, ClipError> {
-    let mut ln = LayerNormConfig::new(d).with_epsilon(eps).init(device);
-    ln.gamma = Param::from_tensor(tensor1(
-        w.take(&format!("{prefix}.weight"), &[d])?.data,
-        device,
-    ));
-    ln.beta = Some(Param::from_tensor(tensor1(
-        w.take(&format!("{prefix}.bias"), &[d])?.data,
-        device,
-    )));
-    Ok(ln)
+    Ok(LayerNorm {
+        gamma: Param::from_tensor(tensor1(
+            w.take(&format!("{prefix}.weight"), &[d])?.data,
+            device,
+        )),
+        beta: Some(Param::from_tensor(tensor1(
+            w.take(&format!("{prefix}.bias"), &[d])?.data,
+            device,
+        ))),
+        epsilon: eps,
+    })
 }
 
 /// The inverse of [`linear`]: HF `[out, in]` weight and bias.
@@ -82,24 +103,32 @@ pub fn tensor2<B: Backend>(data: Vec<f32>, shape: [usize; 2], device: &B::Device
     Tensor::from_data(TensorData::new(data, shape), device)
 }
 
-/// A Linear applied to `[N, L, D]` as one `[N·L, D]` matrix product: one large GEMM instead
-/// of N small batched ones (about 1.5× faster on CPU backends).
-pub fn apply<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
-    let [n, l, d] = x.dims();
-    let w = linear.weight.val();
-    let out = w.dims()[1];
-    let y = x.reshape([n * l, d]).matmul(w);
-    let y = match &linear.bias {
-        Some(b) => y + b.val().unsqueeze::<2>(),
-        None => y,
-    };
-    y.reshape([n, l, out])
+/// A Linear over the last dimension of `x` (all leading dimensions as one matrix: one large
+/// GEMM), its bias and `act` fused.
+pub fn apply_act<B: FusedBackend, const D: usize>(
+    linear: &Linear<B>,
+    x: Tensor<B, D>,
+    act: Act,
+) -> Tensor<B, D> {
+    t4v_fused::linear(
+        x,
+        linear.weight.val(),
+        linear.bias.as_ref().map(Param::val),
+        act,
+    )
 }
 
-pub fn activate<B: Backend, const D: usize>(act: Activation, x: Tensor<B, D>) -> Tensor<B, D> {
-    match act {
-        Activation::QuickGelu => x.clone() * sigmoid(x * 1.702),
-        Activation::Gelu => gelu(x),
+/// A Linear over the last dimension of `x`.
+pub fn apply<B: FusedBackend, const D: usize>(linear: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    apply_act(linear, x, Act::Identity)
+}
+
+impl From<Activation> for Act {
+    fn from(a: Activation) -> Act {
+        match a {
+            Activation::QuickGelu => Act::QuickGelu,
+            Activation::Gelu => Act::Gelu,
+        }
     }
 }
 
@@ -112,25 +141,22 @@ pub struct Attention<B: Backend> {
     pub heads: usize,
 }
 
-impl<B: Backend> Attention<B> {
-    /// `x`: `[N, L, D]`; `mask`: `[L, L]`, true where attention is not allowed.
+impl<B: FusedBackend> Attention<B> {
+    /// `x`: `[N, L, D]`; `mask`: `[L, L]`, true where attention is not allowed. The Q/K/V
+    /// projection is one fused linear into a packed `[N, L, 3D]` buffer that the attention
+    /// reads head by head.
     pub fn forward(&self, x: Tensor<B, 3>, mask: Option<Tensor<B, 2, Bool>>) -> Tensor<B, 3> {
-        let [n, l, d] = x.dims();
-        let hd = d / self.heads;
-        let split = |t: Tensor<B, 3>| t.reshape([n, l, self.heads, hd]).swap_dims(1, 2);
-        let q = split(apply(&self.q_proj, x.clone()) * (hd as f64).powf(-0.5));
-        let k = split(apply(&self.k_proj, x.clone()));
-        let v = split(apply(&self.v_proj, x));
-        let mut scores = q.matmul(k.swap_dims(2, 3));
-        if let Some(mask) = mask {
-            let mask = mask.unsqueeze::<4>().expand([n, self.heads, l, l]);
-            scores = scores.mask_fill(mask, f32::NEG_INFINITY);
-        }
-        let out = softmax(scores, 3)
-            .matmul(v)
-            .swap_dims(1, 2)
-            .reshape([n, l, d]);
-        apply(&self.out_proj, out)
+        let projections = [&self.q_proj, &self.k_proj, &self.v_proj];
+        let qkv = t4v_fused::linears(
+            x,
+            projections.iter().map(|p| p.weight.val()).collect(),
+            projections
+                .iter()
+                .filter_map(|p| p.bias.as_ref().map(Param::val))
+                .collect(),
+            Act::Identity,
+        );
+        apply(&self.out_proj, t4v_fused::attention(qkv, self.heads, mask))
     }
 }
 
@@ -145,14 +171,15 @@ pub struct EncoderLayer<B: Backend> {
     pub act: Activation,
 }
 
-impl<B: Backend> EncoderLayer<B> {
+impl<B: FusedBackend> EncoderLayer<B> {
     pub fn forward(&self, x: Tensor<B, 3>, mask: Option<Tensor<B, 2, Bool>>) -> Tensor<B, 3> {
         let x = x.clone() + self.self_attn.forward(self.layer_norm1.forward(x), mask);
-        let h = activate(
-            self.act,
-            self.fc1.forward(self.layer_norm2.forward(x.clone())),
+        let h = apply_act(
+            &self.fc1,
+            self.layer_norm2.forward(x.clone()),
+            self.act.into(),
         );
-        x + self.fc2.forward(h)
+        x + apply(&self.fc2, h)
     }
 }
 

@@ -63,7 +63,7 @@ pub enum ClipError {
     Hub { model: String, message: String },
 }
 
-impl<B: Backend> t4v_core::plugin::TextEncoder<B> for Clip<B> {
+impl<B: t4v_fused::FusedBackend> t4v_core::plugin::TextEncoder<B> for Clip<B> {
     fn embed_dim(&self) -> usize {
         self.model.embed_dim()
     }
@@ -95,7 +95,9 @@ impl<B: Backend> Clip<B> {
             config,
         })
     }
+}
 
+impl<B: t4v_fused::FusedBackend> Clip<B> {
     /// Texts → projected features `[N, D]`, in batches of `batch`; L2-normalised if `normalized`.
     pub fn encode_texts(
         &self,

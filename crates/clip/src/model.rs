@@ -9,10 +9,11 @@ use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
 use crate::ClipError;
 use crate::config::ClipConfig;
-use crate::layers::{linear, put_linear, tensor1};
+use crate::layers::{apply, linear, put_linear, tensor1};
 use crate::text::{TextOutput, TextTransformer};
 use crate::vision::{VisionOutput, VisionTransformer};
 use crate::weights::{Export, Weights};
+use t4v_fused::FusedBackend;
 
 #[derive(Module, Debug)]
 pub struct ClipModel<B: Backend> {
@@ -115,7 +116,9 @@ impl<B: Backend> ClipModel<B> {
     pub fn embed_dim(&self) -> usize {
         self.visual_projection.weight.dims()[1]
     }
+}
 
+impl<B: FusedBackend> ClipModel<B> {
     pub fn vision_forward(&self, pixels: Tensor<B, 4>) -> VisionOutput<B> {
         self.vision.forward(pixels)
     }
@@ -126,13 +129,12 @@ impl<B: Backend> ClipModel<B> {
 
     /// Images `[N, 3, H, W]` (normalised pixels) → projected features `[N, D]`.
     pub fn encode_image(&self, pixels: Tensor<B, 4>) -> Tensor<B, 2> {
-        self.visual_projection
-            .forward(self.vision.forward(pixels).pooled)
+        apply(&self.visual_projection, self.vision.forward(pixels).pooled)
     }
 
     /// Token ids `[N, L]` → projected features `[N, D]`.
     pub fn encode_text(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 2> {
-        self.text_projection.forward(self.text.forward(ids).pooled)
+        apply(&self.text_projection, self.text.forward(ids).pooled)
     }
 
     /// `exp(logit_scale) · norm(image) · norm(text)ᵀ`: `[N_images, N_texts]`.

@@ -2,15 +2,16 @@
 //! pooling at the end-of-text token.
 
 use burn::module::{Module, Param};
-use burn::nn::{Embedding, LayerNorm};
+use burn::nn::Embedding;
 use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
 
 use crate::ClipError;
 use crate::config::TextConfig;
 use crate::layers::{
-    Dims, EncoderLayer, encoder, layer_norm, put_encoder, put_layer_norm, tensor2,
+    Dims, EncoderLayer, LayerNorm, encoder, layer_norm, put_encoder, put_layer_norm, tensor2,
 };
 use crate::weights::{Export, Weights};
+use t4v_fused::FusedBackend;
 
 #[derive(Module, Debug)]
 pub struct TextTransformer<B: Backend> {
@@ -113,7 +114,9 @@ impl<B: Backend> TextTransformer<B> {
             })
             .collect()
     }
+}
 
+impl<B: FusedBackend> TextTransformer<B> {
     /// `ids`: `[N, L]` token ids, L ≤ the context length.
     pub fn forward(&self, ids: Tensor<B, 2, Int>) -> TextOutput<B> {
         let [n, l] = ids.dims();

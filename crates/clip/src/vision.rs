@@ -2,15 +2,16 @@
 //! `ln_pre`, pre-LN blocks, `ln_post` on the class token.
 
 use burn::module::{Module, Param};
-use burn::nn::LayerNorm;
 use burn::tensor::{Tensor, backend::Backend};
 
 use crate::ClipError;
 use crate::config::VisionConfig;
 use crate::layers::{
-    Dims, EncoderLayer, encoder, layer_norm, put_encoder, put_layer_norm, tensor1, tensor2,
+    Dims, EncoderLayer, LayerNorm, encoder, layer_norm, put_encoder, put_layer_norm, tensor1,
+    tensor2,
 };
 use crate::weights::{Export, Weights};
+use t4v_fused::FusedBackend;
 
 #[derive(Module, Debug)]
 pub struct VisionTransformer<B: Backend> {
@@ -102,7 +103,9 @@ impl<B: Backend> VisionTransformer<B> {
         put_encoder(out, "vision_model", &self.layers);
         put_layer_norm(out, "vision_model.post_layernorm", &self.post_layernorm);
     }
+}
 
+impl<B: FusedBackend> VisionTransformer<B> {
     /// `pixels`: `[N, C, H, W]`, normalised, H = W = the configured image size.
     pub fn forward(&self, pixels: Tensor<B, 4>) -> VisionOutput<B> {
         let [n, c, h, w] = pixels.dims();

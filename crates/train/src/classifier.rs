@@ -7,6 +7,7 @@ use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Tensor, backend::Backend};
 use t4v_clip::normalize;
+use t4v_fused::FusedBackend;
 
 /// The evaluation temperature of the reference.
 pub const EVAL_SCALE: f64 = 100.0;
@@ -21,7 +22,7 @@ pub struct CosineClassifier<B: Backend> {
     pub logit_scale: Param<Tensor<B, 1>>,
 }
 
-impl<B: Backend> CosineClassifier<B> {
+impl<B: FusedBackend> CosineClassifier<B> {
     /// `weight` `[C, D']` for embeddings of width `dim`; `frozen`: W gets no gradient.
     pub fn new(weight: Tensor<B, 2>, dim: usize, frozen: bool, logit_scale: Tensor<B, 1>) -> Self {
         let width = weight.dims()[1];
@@ -36,7 +37,7 @@ impl<B: Backend> CosineClassifier<B> {
 
     fn cosine(&self, v: Tensor<B, 2>) -> Tensor<B, 2> {
         let v = match &self.projection {
-            Some(p) => p.forward(v),
+            Some(p) => t4v_clip::layers::apply(p, v),
             None => v,
         };
         normalize(v).matmul(normalize(self.weight.val()).transpose())

@@ -8,6 +8,7 @@ use t4v_clip::ClipModel;
 use t4v_clip::vision::VisionTransformer;
 use t4v_core::VideoEncoder;
 use t4v_core::plugin::ParamGroups;
+use t4v_fused::FusedBackend;
 
 use crate::temporal::TemporalHead;
 
@@ -25,7 +26,7 @@ pub struct ClipVideoEncoder<B: Backend> {
     pub head: TemporalHead<B>,
 }
 
-impl<B: Backend> ClipVideoEncoder<B> {
+impl<B: FusedBackend> ClipVideoEncoder<B> {
     /// Takes the image tower of a CLIP model (the text tower is not part of the trained model)
     /// and adds the temporal head `head` (`mean` or `transf`).
     pub fn new(clip: ClipModel<B>, head: &str, seed: u64) -> Result<Self, String> {
@@ -48,7 +49,7 @@ impl<B: Backend> ModuleVisitor<B> for Ids {
     }
 }
 
-impl<B: Backend> VideoEncoder<B> for ClipVideoEncoder<B> {
+impl<B: FusedBackend> VideoEncoder<B> for ClipVideoEncoder<B> {
     fn embed_dim(&self) -> usize {
         self.visual_projection.weight.dims()[1]
     }
@@ -57,7 +58,7 @@ impl<B: Backend> VideoEncoder<B> for ClipVideoEncoder<B> {
         let [b, t, c, h, w] = frames.dims();
         let x = self.vision.forward(frames.reshape([b * t, c, h, w])).pooled;
         let d = self.embed_dim();
-        self.visual_projection.forward(x).reshape([b, t, d])
+        t4v_clip::layers::apply(&self.visual_projection, x).reshape([b, t, d])
     }
 
     fn temporal(&self, frame_features: Tensor<B, 3>) -> Tensor<B, 2> {

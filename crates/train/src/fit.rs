@@ -5,20 +5,20 @@
 //! Checkpoints hold the model, the optimiser state and the loop state.
 
 use std::path::{Path, PathBuf};
+use t4v_fused::FusedAutodiffBackend;
 
 use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::Tensor;
-use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 use t4v_core::plugin::ParamGroups;
 use t4v_core::spec::OptimSpec;
 
 use crate::model::Grouped;
 
-pub struct Fitter<B: AutodiffBackend, M: AutodiffModule<B>> {
+pub struct Fitter<B: FusedAutodiffBackend, M: AutodiffModule<B>> {
     optim: OptimizerAdaptor<AdamW, M, B>,
     groups: ParamGroups,
     backbone: GradientsAccumulator<M>,
@@ -30,7 +30,7 @@ pub struct Fitter<B: AutodiffBackend, M: AutodiffModule<B>> {
     clip_ratio: f64,
 }
 
-impl<B: AutodiffBackend, M: AutodiffModule<B> + Grouped> Fitter<B, M> {
+impl<B: FusedAutodiffBackend, M: AutodiffModule<B> + Grouped> Fitter<B, M> {
     pub fn new(spec: &OptimSpec, accumulation: usize, model: &M) -> Self {
         let optim = AdamWConfig::new()
             .with_beta_1(spec.beta1 as f32)
@@ -78,7 +78,7 @@ impl<B: AutodiffBackend, M: AutodiffModule<B> + Grouped> Fitter<B, M> {
 }
 
 /// Class indices as the cross-entropy loss takes them.
-pub fn targets<B: burn::tensor::backend::Backend>(
+pub fn targets<B: t4v_fused::FusedBackend>(
     labels: &[usize],
     device: &B::Device,
 ) -> Tensor<B, 1, burn::tensor::Int> {
@@ -118,7 +118,7 @@ fn err(path: &Path, e: impl std::fmt::Display) -> CheckpointError {
 
 /// Saves a model alone (for evaluation) into `dir/model.mpk`, next to `extra` JSON files, writing
 /// a temporary folder first and swapping it in, so `dir` is always a whole checkpoint.
-pub fn save_model<B: AutodiffBackend, M: AutodiffModule<B>>(
+pub fn save_model<B: FusedAutodiffBackend, M: AutodiffModule<B>>(
     dir: &Path,
     model: &M,
     extra: &[(&str, serde_json::Value)],
@@ -160,7 +160,7 @@ pub fn existing(dir: &Path) -> Option<PathBuf> {
 }
 
 /// Loads `dir/model.mpk` into `model` (whose structure must match).
-pub fn load_model<B: burn::tensor::backend::Backend, M: burn::module::Module<B>>(
+pub fn load_model<B: t4v_fused::FusedBackend, M: burn::module::Module<B>>(
     dir: &Path,
     model: M,
     device: &B::Device,
@@ -180,7 +180,7 @@ pub fn read_json<T: serde::de::DeserializeOwned>(
     serde_json::from_str(&text).map_err(|e| err(&p, e))
 }
 
-impl<B: AutodiffBackend, M: AutodiffModule<B>> Fitter<B, M> {
+impl<B: FusedAutodiffBackend, M: AutodiffModule<B>> Fitter<B, M> {
     /// Restores the optimiser state saved with a checkpoint.
     pub fn load(mut self, dir: &Path, device: &B::Device) -> Result<Self, CheckpointError> {
         let p = dir.join("optimizer");

@@ -2,9 +2,10 @@
 //! init needs: the CLIP text tower (`text`), a BERT-family sentence encoder (`text-bert`) or
 //! frozen training features (`lda`, `class-mean`).
 
-use burn::tensor::{Tensor, TensorData, backend::Backend};
+use burn::tensor::{Tensor, TensorData};
 use t4v_core::plugin::{ClassifierInit, InitInputs, TextEncoder};
 use t4v_core::{RunError, RunSpec};
+use t4v_fused::FusedBackend;
 
 use crate::cache::Features;
 
@@ -14,7 +15,10 @@ fn fail(e: impl std::fmt::Display) -> RunError {
 
 /// Per-video features `[N, D]` (the mean over frames, as the frozen CLIP video embedding of
 /// the reference's LDA) with their labels.
-pub fn video_features<B: Backend>(f: &Features, device: &B::Device) -> (Tensor<B, 2>, Vec<usize>) {
+pub fn video_features<B: FusedBackend>(
+    f: &Features,
+    device: &B::Device,
+) -> (Tensor<B, 2>, Vec<usize>) {
     let [n, t, d] = f.shape;
     let x = Tensor::<B, 3>::from_data(TensorData::new(f.data.clone(), [n, t, d]), device)
         .mean_dim(1)
@@ -24,7 +28,7 @@ pub fn video_features<B: Backend>(f: &Features, device: &B::Device) -> (Tensor<B
 
 /// The CLIP model (with its tokenizer) of `backbone` when the spec's init embeds prompts with
 /// the CLIP text tower (`text`); `None` for every other init.
-pub fn text_tower<B: Backend>(
+pub fn text_tower<B: FusedBackend>(
     spec: &RunSpec,
     backbone: &str,
     device: &B::Device,
@@ -53,7 +57,7 @@ pub fn prompt_names(spec: &RunSpec, classes: &[String]) -> Vec<String> {
 ///
 /// `clip` is the CLIP model of the run when `text` needs it; `features` the frozen training
 /// features when `lda`/`class-mean` need them.
-pub fn classifier_weights<B: Backend>(
+pub fn classifier_weights<B: FusedBackend>(
     spec: &RunSpec,
     classes: &[String],
     embed_dim: usize,

@@ -6,13 +6,14 @@ use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Tensor, backend::Backend};
 use t4v_core::VideoEncoder;
 use t4v_core::plugin::ParamGroups;
+use t4v_fused::FusedBackend;
 
 use crate::classifier::CosineClassifier;
 use crate::encoder::ClipVideoEncoder;
 use crate::temporal::TemporalHead;
 
 /// Ids of the float parameters of a module.
-pub fn param_ids<B: Backend, M: Module<B>>(module: &M) -> Vec<ParamId> {
+pub fn param_ids<B: FusedBackend, M: Module<B>>(module: &M) -> Vec<ParamId> {
     struct Ids(Vec<ParamId>);
     impl<B: Backend> ModuleVisitor<B> for Ids {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
@@ -32,7 +33,7 @@ pub trait Grouped {
 
 /// The classifier's share of the groups: the logit scale goes with the backbone (the
 /// reference's `visual` + `logit_scale` group), W (when trained) and the projection with the head.
-fn classifier_groups<B: Backend>(c: &CosineClassifier<B>, groups: &mut ParamGroups) {
+fn classifier_groups<B: FusedBackend>(c: &CosineClassifier<B>, groups: &mut ParamGroups) {
     groups.backbone.push(c.logit_scale.id);
     groups.head.push(c.weight.id);
     if let Some(p) = &c.projection {
@@ -46,14 +47,14 @@ pub struct VideoClassifier<B: Backend> {
     pub classifier: CosineClassifier<B>,
 }
 
-impl<B: Backend> VideoClassifier<B> {
+impl<B: FusedBackend> VideoClassifier<B> {
     /// Frames `[B, T, 3, H, W]` → training logits.
     pub fn forward_train(&self, frames: Tensor<B, 5>) -> Tensor<B, 2> {
         self.classifier.forward_train(self.encoder.forward(frames))
     }
 }
 
-impl<B: Backend> Grouped for VideoClassifier<B> {
+impl<B: FusedBackend> Grouped for VideoClassifier<B> {
     fn groups(&self) -> ParamGroups {
         let mut g = self.encoder.param_groups();
         classifier_groups(&self.classifier, &mut g);
@@ -68,14 +69,14 @@ pub struct Probe<B: Backend> {
     pub classifier: CosineClassifier<B>,
 }
 
-impl<B: Backend> Probe<B> {
+impl<B: FusedBackend> Probe<B> {
     /// Frame features `[B, T, D]` → video embeddings `[B, D]`.
     pub fn embed(&self, features: Tensor<B, 3>) -> Tensor<B, 2> {
         self.head.forward(features)
     }
 }
 
-impl<B: Backend> Grouped for Probe<B> {
+impl<B: FusedBackend> Grouped for Probe<B> {
     fn groups(&self) -> ParamGroups {
         let mut g = ParamGroups {
             backbone: Vec::new(),

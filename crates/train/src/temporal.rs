@@ -7,6 +7,7 @@
 //! reference's few-shot configs).
 
 use std::collections::BTreeMap;
+use t4v_fused::FusedBackend;
 
 use burn::module::{Module, Param};
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
@@ -66,7 +67,7 @@ pub struct TemporalHead<B: Backend> {
 /// Names of the head's tensors, in the HF-style naming of the CLIP blocks.
 const PREFIX: &str = "temporal";
 
-impl<B: Backend> TransfHead<B> {
+impl<B: FusedBackend> TransfHead<B> {
     /// Loads from tensors named `temporal.frame_position_embeddings.weight` and
     /// `temporal.encoder.layers.N.…` (the block names of the CLIP towers).
     pub fn from_weights(
@@ -171,7 +172,7 @@ impl<B: Backend> TransfHead<B> {
     }
 }
 
-impl<B: Backend> TemporalHead<B> {
+impl<B: FusedBackend> TemporalHead<B> {
     /// A head by its spec name (`mean`, `transf`).
     pub fn new(name: &str, width: usize, seed: u64, device: &B::Device) -> Result<Self, String> {
         match name {

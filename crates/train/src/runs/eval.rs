@@ -7,12 +7,12 @@
 
 use burn::module::Param;
 use burn::tensor::Tensor;
-use burn::tensor::backend::{AutodiffBackend, Backend};
 use t4v_clip::ClipModel;
 use t4v_core::{
     Family, Job, ParamDef, ParamType, PluginInfo, Reporter, RunError, RunKind, RunSpec,
     VideoEncoder,
 };
+use t4v_fused::{FusedAutodiffBackend, FusedBackend};
 
 use super::{
     Body, PRETRAINED, eval_split, fail, model_dir, on_backend, open_dataset, report_scores,
@@ -81,7 +81,7 @@ impl RunKind for EvalRun {
 }
 
 impl Body for EvalRun {
-    fn run<B: AutodiffBackend>(
+    fn run<B: FusedAutodiffBackend>(
         &self,
         job: &Job,
         reporter: &mut Reporter,
@@ -92,7 +92,7 @@ impl Body for EvalRun {
 }
 
 /// A `train` run's checkpoint folder: the model as trained, the run's spec and loop state.
-pub(crate) fn load_checkpoint<B: Backend>(
+pub(crate) fn load_checkpoint<B: FusedBackend>(
     dir: &std::path::Path,
     device: &B::Device,
 ) -> Result<(VideoClassifier<B>, RunSpec, LoopState), RunError> {
@@ -117,7 +117,7 @@ pub(crate) fn load_checkpoint<B: Backend>(
     Ok((model, trained, state))
 }
 
-fn eval<B: Backend>(
+fn eval<B: FusedBackend>(
     job: &Job,
     reporter: &mut Reporter,
     device: &B::Device,

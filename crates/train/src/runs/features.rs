@@ -1,8 +1,8 @@
 //! `features`: frozen CLIP per-frame features of one split → `results/cache/`.
 
 use std::sync::Arc;
+use t4v_fused::{FusedAutodiffBackend, FusedBackend};
 
-use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use serde_json::json;
 use t4v_clip::ClipModel;
@@ -63,7 +63,7 @@ impl RunKind for FeaturesRun {
 }
 
 impl Body for FeaturesRun {
-    fn run<B: AutodiffBackend>(
+    fn run<B: FusedAutodiffBackend>(
         &self,
         job: &Job,
         reporter: &mut Reporter,
@@ -73,7 +73,7 @@ impl Body for FeaturesRun {
     }
 }
 
-fn extract<B: Backend>(
+fn extract<B: FusedBackend>(
     job: &Job,
     reporter: &mut Reporter,
     device: &B::Device,

@@ -11,8 +11,8 @@ mod zero_shot;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use t4v_fused::{FusedAutodiffBackend, FusedBackend};
 
-use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use t4v_core::plugin::Metric;
 use t4v_core::{DataOptions, Job, Reporter, RunError, RunSpec};
@@ -36,7 +36,7 @@ pub(crate) fn fail(e: impl std::fmt::Display) -> RunError {
 /// A run kind's body, generic over the backend (an autodiff backend; bodies that only infer use
 /// its inner backend).
 pub(crate) trait Body {
-    fn run<B: AutodiffBackend>(
+    fn run<B: FusedAutodiffBackend>(
         &self,
         job: &Job,
         reporter: &mut Reporter,
@@ -244,7 +244,9 @@ pub(crate) fn eval_loader(spec: &RunSpec, batch: usize) -> LoaderConfig {
 }
 
 /// Copies a tensor out as f32.
-pub(crate) fn to_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f32>, RunError> {
+pub(crate) fn to_vec<B: FusedBackend, const D: usize>(
+    t: Tensor<B, D>,
+) -> Result<Vec<f32>, RunError> {
     t.into_data()
         .convert::<f32>()
         .to_vec::<f32>()
@@ -252,7 +254,7 @@ pub(crate) fn to_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<
 }
 
 /// Evaluation scores `[N, C]` (100 · cos) of every video of `source`, single view, with labels.
-pub(crate) fn score_single_view<B: Backend>(
+pub(crate) fn score_single_view<B: FusedBackend>(
     embed: impl Fn(Tensor<B, 5>) -> Tensor<B, 2>,
     classifier: &CosineClassifier<B>,
     source: Arc<dyn ClipSource>,
@@ -275,7 +277,7 @@ pub(crate) fn score_single_view<B: Backend>(
 /// Multi-view scores: for each video, `clips × crops` views through the encoder, embeddings
 /// averaged before the cosine classifier (REFERENCE.md §2).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn score_multi_view<B: Backend>(
+pub(crate) fn score_multi_view<B: FusedBackend>(
     embed: impl Fn(Tensor<B, 5>) -> Tensor<B, 2>,
     classifier: &CosineClassifier<B>,
     source: &dyn ClipSource,
@@ -357,7 +359,7 @@ pub(crate) fn report_scores(
 /// Writes W `[C, D']` with the class names as the run's `classifier` artefact
 /// (`classifier.safetensors`: `weight`, metadata `classes`), which reports draw the class
 /// similarity heatmap from.
-pub(crate) fn write_classifier<B: Backend>(
+pub(crate) fn write_classifier<B: FusedBackend>(
     job: &Job,
     reporter: &mut Reporter,
     w: Tensor<B, 2>,

@@ -12,11 +12,11 @@
 //! trained downstream.
 
 use std::sync::Arc;
+use t4v_fused::{FusedAutodiffBackend, FusedBackend};
 
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
-use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use t4v_clip::{Activation, ClipConfig, ClipModel, ClipTokenizer, TextConfig, VisionConfig};
 use t4v_core::{Family, Job, ParamDef, ParamType, PluginInfo, Reporter, RunError, RunKind};
@@ -108,7 +108,7 @@ impl RunKind for PretrainRun {
 }
 
 impl Body for PretrainRun {
-    fn run<B: AutodiffBackend>(
+    fn run<B: FusedAutodiffBackend>(
         &self,
         job: &Job,
         reporter: &mut Reporter,
@@ -201,14 +201,14 @@ fn distinct_class_order(
 }
 
 /// Video embeddings `[B, D]`: the frames' image embeddings, averaged.
-fn embed_videos<B: Backend>(model: &ClipModel<B>, pixels: Tensor<B, 5>) -> Tensor<B, 2> {
+fn embed_videos<B: FusedBackend>(model: &ClipModel<B>, pixels: Tensor<B, 5>) -> Tensor<B, 2> {
     let [b, t, c, h, w] = pixels.dims();
     let x = model.encode_image(pixels.reshape([b * t, c, h, w]));
     let d = x.dims()[1];
     x.reshape([b, t, d]).mean_dim(1).reshape([b, d])
 }
 
-fn ids<B: Backend>(
+fn ids<B: FusedBackend>(
     tokenizer: &ClipTokenizer,
     texts: &[String],
     device: &B::Device,
@@ -219,7 +219,7 @@ fn ids<B: Backend>(
 
 /// Zero-shot top-1 of `model` on `source`: each video against every class caption, scored by
 /// the cosine classifier and the accuracy every other run kind reports.
-fn retrieval_top1<B: Backend>(
+fn retrieval_top1<B: FusedBackend>(
     model: &ClipModel<B>,
     tokenizer: &ClipTokenizer,
     classes: &[String],
@@ -241,7 +241,7 @@ fn retrieval_top1<B: Backend>(
     Ok(accuracy(&scores, classes.len(), &labels).top1)
 }
 
-fn pretrain<B: AutodiffBackend>(
+fn pretrain<B: FusedAutodiffBackend>(
     job: &Job,
     reporter: &mut Reporter,
     device: &B::Device,

@@ -4,9 +4,9 @@
 
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor, TensorData};
 use t4v_core::{Family, Job, ParamDef, ParamType, PluginInfo, Reporter, RunError, RunKind};
+use t4v_fused::{FusedAutodiffBackend, FusedBackend};
 
 use super::{
     Body, PRETRAINED, fail, needed_features, on_backend, open_dataset, report_scores, to_vec,
@@ -52,7 +52,7 @@ impl RunKind for ProbeRun {
 }
 
 impl Body for ProbeRun {
-    fn run<B: AutodiffBackend>(
+    fn run<B: FusedAutodiffBackend>(
         &self,
         job: &Job,
         reporter: &mut Reporter,
@@ -63,7 +63,7 @@ impl Body for ProbeRun {
 }
 
 /// Rows `idx` of cached features as a `[b, T, D]` tensor, with their labels.
-fn gather<B: Backend>(
+fn gather<B: FusedBackend>(
     f: &Features,
     idx: &[usize],
     device: &B::Device,
@@ -90,7 +90,7 @@ fn subset(f: &Features, rows: &[usize]) -> Features {
 }
 
 /// Evaluation scores of `model` on all of `f`, in batches.
-fn scores<B: Backend>(
+fn scores<B: FusedBackend>(
     model: &Probe<B>,
     f: &Features,
     batch: usize,
@@ -106,7 +106,7 @@ fn scores<B: Backend>(
     Ok(out)
 }
 
-fn probe<B: AutodiffBackend>(
+fn probe<B: FusedAutodiffBackend>(
     job: &Job,
     reporter: &mut Reporter,
     device: &B::Device,

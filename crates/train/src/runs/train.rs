@@ -6,10 +6,10 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use t4v_fused::{FusedAutodiffBackend, FusedBackend};
 
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor, TensorData};
 use serde_json::json;
 use t4v_clip::ClipModel;
@@ -72,7 +72,7 @@ impl RunKind for TrainRun {
 }
 
 impl Body for TrainRun {
-    fn run<B: AutodiffBackend>(
+    fn run<B: FusedAutodiffBackend>(
         &self,
         job: &Job,
         reporter: &mut Reporter,
@@ -133,7 +133,7 @@ fn training_videos(
 }
 
 /// Builds the classifier of a spec: the CLIP image tower, the temporal head, and W from the init.
-pub(crate) fn build<B: Backend>(
+pub(crate) fn build<B: FusedBackend>(
     spec: &RunSpec,
     classes: &[String],
     features: Option<&crate::cache::Features>,
@@ -165,7 +165,7 @@ pub(crate) fn build<B: Backend>(
     })
 }
 
-fn train<B: AutodiffBackend>(
+fn train<B: FusedAutodiffBackend>(
     job: &Job,
     reporter: &mut Reporter,
     device: &B::Device,
@@ -313,7 +313,7 @@ fn train<B: AutodiffBackend>(
 /// Starts from another `train` run's last checkpoint (the reference fine-tunes UCF-101, HMDB-51
 /// and ActivityNet from its K400 model): its visual encoder, temporal head and logit scale; W
 /// stays this run's, for this run's classes.
-fn init_from<B: AutodiffBackend>(
+fn init_from<B: FusedAutodiffBackend>(
     mut model: VideoClassifier<B>,
     run_dir: &Path,
     spec: &RunSpec,
@@ -339,7 +339,7 @@ fn init_from<B: AutodiffBackend>(
     Ok(model)
 }
 
-fn save<B: AutodiffBackend>(
+fn save<B: FusedAutodiffBackend>(
     dir: &Path,
     model: &VideoClassifier<B>,
     spec: &RunSpec,
@@ -363,7 +363,7 @@ fn save<B: AutodiffBackend>(
 
 /// Single-view validation: reports `val/*` summaries and the per-class artefact; returns top-1.
 #[allow(clippy::too_many_arguments)]
-fn validate<B: Backend>(
+fn validate<B: FusedBackend>(
     model: &VideoClassifier<B>,
     source: Arc<dyn t4v_video::loader::ClipSource>,
     cfg: LoaderConfig,

@@ -3,8 +3,8 @@
 //! mean class accuracy over all classes and, with `half_class_draws`, the half-class protocol
 //! (classes of draw s = numpy's `seed(s); permutation(C)[:C/2]`) as mean ± std of top-1.
 
-use burn::tensor::backend::{AutodiffBackend, Backend};
 use t4v_core::{Family, Job, ParamDef, ParamType, PluginInfo, Reporter, RunError, RunKind};
+use t4v_fused::{FusedAutodiffBackend, FusedBackend};
 
 use super::{
     Body, PRETRAINED, fail, needed_features, on_backend, open_dataset, report_scores, to_vec,
@@ -44,7 +44,7 @@ impl RunKind for ZeroShotRun {
 }
 
 impl Body for ZeroShotRun {
-    fn run<B: AutodiffBackend>(
+    fn run<B: FusedAutodiffBackend>(
         &self,
         job: &Job,
         reporter: &mut Reporter,
@@ -54,7 +54,7 @@ impl Body for ZeroShotRun {
     }
 }
 
-fn zero_shot<B: Backend>(
+fn zero_shot<B: FusedBackend>(
     job: &Job,
     reporter: &mut Reporter,
     device: &B::Device,

@@ -1,0 +1,164 @@
+//! Side-by-side linears with their bias and activation: one GEMM per weight straight into its
+//! columns of the output, then one parallel pass for bias and activation; the backward's GEMMs
+//! read the weights and the output gradient through strides (no transposed copies).
+
+use burn::backend::flex::FlexTensor;
+use rayon::prelude::*;
+
+use super::gemm::gemm;
+use super::{Mat, buffer, dense, dims, from_vec, math, rows_per_task, slice};
+use crate::{Act, LinearGrads, LinearWants};
+
+fn concat_biases(biases: &[FlexTensor]) -> Option<Vec<f32>> {
+    if biases.is_empty() {
+        return None;
+    }
+    let mut b = Vec::new();
+    for t in biases {
+        b.extend_from_slice(slice(&dense(t.clone())));
+    }
+    Some(b)
+}
+
+/// `act(x · [w₀ | w₁ | …] + [b₀ | b₁ | …])`, and the pre-activation when `keep_pre` and the
+/// activation is not the identity.
+pub(crate) fn forward(
+    x: FlexTensor,
+    weights: &[FlexTensor],
+    biases: &[FlexTensor],
+    act: Act,
+    keep_pre: bool,
+) -> (FlexTensor, Option<FlexTensor>) {
+    let a = Mat::of(&x);
+    let m = a.rows;
+    let n: usize = weights.iter().map(|w| dims(w)[1]).sum();
+    let mut y = buffer(m * n);
+    let mut off = 0;
+    for w in weights {
+        let b = Mat::of(w);
+        assert_eq!(
+            b.rows, a.cols,
+            "linear: weight rows {} for inputs of width {}",
+            b.rows, a.cols
+        );
+        // SAFETY: columns off..off+b.cols of the m × n buffer, written by this call alone.
+        unsafe { gemm(y.as_mut_ptr().add(off), n, false, a, b, 1.0) };
+        off += b.cols;
+    }
+    let bias = concat_biases(biases);
+    let keep_pre = keep_pre && act != Act::Identity;
+    let mut pre = keep_pre.then(|| buffer(m * n));
+    if bias.is_some() || act != Act::Identity {
+        let rows = rows_per_task(n);
+        let b = bias.as_deref();
+        match pre.as_mut() {
+            Some(p) => y
+                .par_chunks_mut(rows * n)
+                .zip(p.par_chunks_mut(rows * n))
+                .for_each(|(yc, pc)| math::bias_act(yc, b, act, Some(pc))),
+            None => y
+                .par_chunks_mut(rows * n)
+                .for_each(|yc| math::bias_act(yc, b, act, None)),
+        }
+    }
+    (from_vec(y, &[m, n]), pre.map(|p| from_vec(p, &[m, n])))
+}
+
+/// Column sums of a row-major `[m, n]` matrix, in a fixed order.
+fn column_sums(z: &[f32], n: usize) -> Vec<f32> {
+    let rows = rows_per_task(n);
+    let partial: Vec<Vec<f32>> = z
+        .par_chunks(rows * n)
+        .map(|c| {
+            let mut acc = vec![0.0; n];
+            math::add_rows(c, &mut acc);
+            acc
+        })
+        .collect();
+    let mut out = vec![0.0; n];
+    for p in &partial {
+        math::add_assign(&mut out, p);
+    }
+    out
+}
+
+pub(crate) fn backward(
+    x: FlexTensor,
+    weights: &[FlexTensor],
+    biases: &[FlexTensor],
+    pre: Option<FlexTensor>,
+    dy: FlexTensor,
+    act: Act,
+    wants: LinearWants,
+) -> LinearGrads<burn::backend::Flex> {
+    let mut dz = dense(dy);
+    let [m, n] = <[usize; 2]>::try_from(dims(&dz)).expect("a matrix gradient");
+    if act != Act::Identity {
+        let z = match pre {
+            Some(p) => dense(p),
+            None => forward(x.clone(), weights, biases, Act::Identity, false).0,
+        };
+        let zs = slice(&z);
+        let rows = rows_per_task(n);
+        // Scaled in place when the gradient is ours alone, dense from offset 0.
+        let in_place = dz.layout().start_offset() == 0
+            && dz
+                .try_storage_mut::<f32>()
+                .is_some_and(|s| s.len() == m * n);
+        if !in_place {
+            dz = from_vec(slice(&dz).to_vec(), &[m, n]);
+        }
+        let g = dz.try_storage_mut::<f32>().expect("a unique gradient");
+        g.par_chunks_mut(rows * n)
+            .zip(zs.par_chunks(rows * n))
+            .for_each(|(gc, zc)| math::mul_act_grad(gc, zc, act));
+    }
+    let d = Mat::of(&dz);
+    let a = Mat::of(&x);
+    let k = a.cols;
+    let mut grads = LinearGrads {
+        x: None,
+        weights: Vec::new(),
+        biases: Vec::new(),
+    };
+    let part = |off: usize, cols: usize| Mat {
+        // SAFETY: column `off` of the gradient matrix.
+        ptr: unsafe { d.ptr.offset(off as isize * d.cs) },
+        cols,
+        ..d
+    };
+    if wants.x {
+        let mut dx = buffer(m * k);
+        let mut off = 0;
+        for (i, w) in weights.iter().enumerate() {
+            let wm = Mat::of(w);
+            // SAFETY: dx is m × k, ours.
+            unsafe { gemm(dx.as_mut_ptr(), k, i > 0, part(off, wm.cols), wm.t(), 1.0) };
+            off += wm.cols;
+        }
+        grads.x = Some(from_vec(dx, &[m, k]));
+    }
+    if wants.weights {
+        let mut off = 0;
+        for w in weights {
+            let cols = dims(w)[1];
+            let mut dw = buffer(k * cols);
+            // SAFETY: dw is k × cols, ours.
+            unsafe { gemm(dw.as_mut_ptr(), cols, false, a.t(), part(off, cols), 1.0) };
+            grads.weights.push(from_vec(dw, &[k, cols]));
+            off += cols;
+        }
+        if !biases.is_empty() {
+            let sums = column_sums(slice(&dz), n);
+            let mut off = 0;
+            for w in weights {
+                let cols = dims(w)[1];
+                grads
+                    .biases
+                    .push(from_vec(sums[off..off + cols].to_vec(), &[cols]));
+                off += cols;
+            }
+        }
+    }
+    grads
+}
