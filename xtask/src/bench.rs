@@ -813,7 +813,9 @@ fn train() -> Result<()> {
     }
     let cpu_batch: usize = env_number("T4V_BENCH_B16_BATCH", 1);
     println!("ViT-B/16, 8 frames of 224², Transf head, forward + backward + AdamW step:");
-    let cps = b16_throughput::<Autodiff<burn::backend::Flex>>(&Default::default(), cpu_batch, 1)?;
+    let steps: usize = env_number("T4V_BENCH_STEPS", 1);
+    let cps =
+        b16_throughput::<Autodiff<burn::backend::Flex>>(&Default::default(), cpu_batch, steps)?;
     println!("  cpu (flex, f32), batch {cpu_batch}: {cps:.3} clips/s");
     #[cfg(feature = "cuda")]
     if crate::backend::check("cuda").is_ok() {

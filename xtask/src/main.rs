@@ -17,6 +17,23 @@ use anyhow::Result;
 /// unmaps them on every batch (a quarter of the loader's time in page faults).
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+unsafe extern "C" {
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+
+/// `mi_option_purge_delay` in the mimalloc that `libmimalloc-sys` bundles (its `mimalloc.h`).
+const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+
+/// Keeps freed memory in the process instead of handing it back to the OS 10 ms later: a
+/// training step frees and reallocates the same hundreds of megabytes of activations and
+/// gradients, and taking them fresh from the OS each time (page faults, zeroed pages) cost a
+/// quarter of a ViT-B/16 step on the CPU (0.188 → 0.246 clips/s). Like PyTorch's caching
+/// allocator, the process keeps its peak.
+fn keep_freed_memory() {
+    // SAFETY: plain C calls into the linked mimalloc; the option is an integer setting.
+    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+}
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -99,6 +116,7 @@ enum Cmd {
 }
 
 fn main() -> Result<()> {
+    keep_freed_memory();
     let cli = Cli::parse();
     let registry = registry::REGISTRY;
     match cli.command {
@@ -121,5 +139,19 @@ fn main() -> Result<()> {
         Cmd::Embed(args) => clip_cmd::embed(&args),
         Cmd::Data(args) => data_cmd::run(&args, &registry),
         Cmd::Bench { name, runs } => bench::run(name.as_deref(), runs, &registry),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    unsafe extern "C" {
+        fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
+    }
+
+    #[test]
+    fn freed_memory_stays_with_the_process() {
+        super::keep_freed_memory();
+        // SAFETY: a plain C call into the linked mimalloc.
+        assert_eq!(unsafe { mi_option_get(super::MI_OPTION_PURGE_DELAY) }, -1);
     }
 }

@@ -20,7 +20,7 @@ pub fn linear<B: Backend>(
     device: &B::Device,
 ) -> Result<Linear<B>, ClipError> {
     let weight = w.take(&format!("{prefix}.weight"), &[d_out, d_in])?;
-    let weight = tensor2::<B>(weight.data, [d_out, d_in], device).transpose();
+    let weight = tensor2::<B>(transposed(&weight.data, d_out, d_in), [d_in, d_out], device);
     let bias = if bias {
         let b = w.take(&format!("{prefix}.bias"), &[d_out])?;
         Some(Param::from_tensor(tensor1::<B>(b.data, device)))
@@ -92,6 +92,18 @@ pub fn put_layer_norm<B: Backend>(out: &mut Export, prefix: &str, ln: &LayerNorm
     out.put(&format!("{prefix}.weight"), ln.gamma.val(), &[d]);
     let beta = ln.beta.as_ref().expect("CLIP LayerNorms have a bias");
     out.put(&format!("{prefix}.bias"), beta.val(), &[d]);
+}
+
+/// A row-major `rows × cols` matrix, transposed (weights are stored dense in burn's `[in, out]`
+/// order: a transposed view would make every product read them across strides).
+pub fn transposed(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; data.len()];
+    for (i, row) in data.chunks_exact(cols).enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            out[j * rows + i] = v;
+        }
+    }
+    out
 }
 
 pub fn tensor1<B: Backend>(data: Vec<f32>, device: &B::Device) -> Tensor<B, 1> {

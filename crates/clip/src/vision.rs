@@ -8,7 +8,7 @@ use crate::ClipError;
 use crate::config::VisionConfig;
 use crate::layers::{
     Dims, EncoderLayer, LayerNorm, encoder, layer_norm, put_encoder, put_layer_norm, tensor1,
-    tensor2,
+    tensor2, transposed,
 };
 use crate::weights::{Export, Weights};
 use t4v_fused::FusedBackend;
@@ -47,7 +47,11 @@ impl<B: Backend> VisionTransformer<B> {
             "vision_model.embeddings.patch_embedding.weight",
             &[d, ch, p, p],
         )?;
-        let patch = tensor2::<B>(conv.data, [d, ch * p * p], device).transpose();
+        let patch = tensor2::<B>(
+            transposed(&conv.data, d, ch * p * p),
+            [ch * p * p, d],
+            device,
+        );
         let class = w.take("vision_model.embeddings.class_embedding", &[d])?;
         let pos = w.take(
             "vision_model.embeddings.position_embedding.weight",

@@ -24,6 +24,7 @@ mod cuda;
 pub mod flex;
 #[cfg(feature = "ndarray")]
 mod ndarray;
+pub mod optim;
 pub mod reference;
 
 use std::cell::Cell;
@@ -105,6 +106,19 @@ pub struct LayerNormGrads<B: Backend> {
     pub x: Option<FloatTensor<B>>,
     pub gamma: Option<FloatTensor<B>>,
     pub beta: Option<FloatTensor<B>>,
+}
+
+/// The hyper-parameters of one AdamW step (burn's `AdamW`: decoupled weight decay, bias
+/// correction, epsilon added to the corrected √v).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamWStep {
+    pub lr: f64,
+    pub beta_1: f32,
+    pub beta_2: f32,
+    pub epsilon: f32,
+    pub weight_decay: f32,
+    /// The step number, from 1.
+    pub time: usize,
 }
 
 /// The fused operations of a transformer block.
@@ -220,6 +234,17 @@ pub trait FusedBackend: Backend {
 
     fn softmax_backward(y: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
         reference::softmax_backward::<Self>(y, dy)
+    }
+
+    /// One AdamW step of a parameter: `(param, moment_1, moment_2)`; `moments` is absent at
+    /// the first step.
+    fn adamw_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moments: Option<(FloatTensor<Self>, FloatTensor<Self>)>,
+        step: AdamWStep,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        reference::adamw_step::<Self>(param, grad, moments, step)
     }
 }
 

@@ -7,7 +7,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::ops::{BoolTensor, FloatTensor};
 use burn::tensor::{Bool, Tensor};
 
-use crate::{Act, LayerNormGrads, LinearGrads, LinearWants, prim, tensor};
+use crate::{Act, AdamWStep, LayerNormGrads, LinearGrads, LinearWants, prim, tensor};
 
 /// QuickGELU's constant.
 pub const QUICK_GELU: f64 = 1.702;
@@ -308,4 +308,38 @@ pub fn softmax_backward<B: Backend>(y: FloatTensor<B>, dy: FloatTensor<B>) -> Fl
     let dy: Tensor<B, 2> = tensor(dy);
     let row = (dy.clone() * y.clone()).sum_dim(1);
     prim(y * (dy - row))
+}
+
+/// burn's `AdamW` step, op by op (the same operations in the same order).
+pub fn adamw_step<B: Backend>(
+    param: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    moments: Option<(FloatTensor<B>, FloatTensor<B>)>,
+    s: AdamWStep,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let p: Tensor<B, 1> = tensor(param);
+    let g: Tensor<B, 1> = tensor(grad);
+    let (f1, f2) = (1.0 - s.beta_1, 1.0 - s.beta_2);
+    let (m1, m2) = match moments {
+        Some((m1, m2)) => (
+            tensor::<B, 1>(m1)
+                .mul_scalar(s.beta_1)
+                .add(g.clone().mul_scalar(f1)),
+            tensor::<B, 1>(m2)
+                .mul_scalar(s.beta_2)
+                .add(g.square().mul_scalar(f2)),
+        ),
+        None => (g.clone().mul_scalar(f1), g.square().mul_scalar(f2)),
+    };
+    let t = s.time as i32;
+    let m1c = m1.clone().div_scalar(1f32 - s.beta_1.powi(t));
+    let m2c = m2.clone().div_scalar(1f32 - s.beta_2.powi(t));
+    let delta = m1c.div(m2c.sqrt().add_scalar(s.epsilon));
+    let decay = s.lr * s.weight_decay as f64;
+    let p = if decay == 0.0 {
+        p
+    } else {
+        p.mul_scalar(1.0 - decay)
+    };
+    (prim(p - delta.mul_scalar(s.lr)), prim(m1), prim(m2))
 }

@@ -9,12 +9,13 @@ use t4v_fused::FusedAutodiffBackend;
 
 use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdamW, AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use t4v_core::plugin::ParamGroups;
 use t4v_core::spec::OptimSpec;
+use t4v_fused::optim::AdamW;
 
 use crate::model::Grouped;
 
@@ -32,12 +33,7 @@ pub struct Fitter<B: FusedAutodiffBackend, M: AutodiffModule<B>> {
 
 impl<B: FusedAutodiffBackend, M: AutodiffModule<B> + Grouped> Fitter<B, M> {
     pub fn new(spec: &OptimSpec, accumulation: usize, model: &M) -> Self {
-        let optim = AdamWConfig::new()
-            .with_beta_1(spec.beta1 as f32)
-            .with_beta_2(spec.beta2 as f32)
-            .with_epsilon(spec.eps as f32)
-            .with_weight_decay(spec.weight_decay as f32)
-            .init();
+        let optim = adamw(spec).init();
         Self {
             optim,
             groups: model.groups(),
@@ -74,6 +70,16 @@ impl<B: FusedAutodiffBackend, M: AutodiffModule<B> + Grouped> Fitter<B, M> {
             self.backbone.grads(),
         );
         self.optim.step(self.lr * factor, model, self.head.grads())
+    }
+}
+
+/// The recipe's AdamW (burn's step and state, fused into one pass per parameter).
+pub fn adamw(spec: &OptimSpec) -> AdamW {
+    AdamW {
+        beta_1: spec.beta1 as f32,
+        beta_2: spec.beta2 as f32,
+        epsilon: spec.eps as f32,
+        weight_decay: spec.weight_decay as f32,
     }
 }
 

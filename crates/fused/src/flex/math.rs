@@ -62,8 +62,11 @@ const LN2_LO: f32 = 1.428_606_8e-6;
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.336_54, 88.722_83);
-    // Round to nearest by the 1.5·2²³ trick (vectorises, unlike `round`).
-    let n = (x * LOG2E + 12_582_912.0) - 12_582_912.0;
+    // Round to nearest by the 1.5·2²³ trick (vectorises, unlike `round`); the integer is then
+    // in the low bits of `t` (read as bits: a float-to-int `as` would not vectorise).
+    let t = x * LOG2E + 12_582_912.0;
+    let n = t - 12_582_912.0;
+    let ni = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
     let r = (x - n * LN2_HI) - n * LN2_LO;
     let p = 1.0 / 5040.0 + r * (1.0 / 40320.0);
     let p = 1.0 / 720.0 + r * p;
@@ -74,7 +77,6 @@ pub fn exp(x: f32) -> f32 {
     let p = 1.0 + r * p;
     let p = 1.0 + r * p;
     // n ∈ [−126, 128]: 2ⁿ by building the exponent bits; n = 128 (x near 88.7) in two halves.
-    let ni = n as i32;
     let half = ni >> 1;
     let a = f32::from_bits(((half + 127) as u32) << 23);
     let b = f32::from_bits(((ni - half + 127) as u32) << 23);
@@ -392,6 +394,46 @@ multiversion! {
             for (g, &pv) in dr.iter_mut().zip(pr) {
                 *g = pv * (*g - ci);
             }
+        }
+    }
+}
+
+/// The constants of one AdamW step (see [`crate::AdamWStep`]).
+#[derive(Clone, Copy)]
+pub struct AdamW {
+    pub b1: f32,
+    pub b2: f32,
+    pub f1: f32,
+    pub f2: f32,
+    /// 1 − β₁ᵗ, 1 − β₂ᵗ.
+    pub c1: f32,
+    pub c2: f32,
+    pub eps: f32,
+    pub lr: f32,
+    /// 1 − lr·λ, when there is weight decay.
+    pub keep: Option<f32>,
+    /// The first step: no moments yet.
+    pub first: bool,
+}
+
+multiversion! {
+    /// One AdamW step over a chunk, in place: burn's formula, operation for operation.
+    pub fn adamw(p: &mut [f32], m1: &mut [f32], m2: &mut [f32], g: &[f32], c: AdamW) {
+        for i in 0..p.len() {
+            let gi = g[i];
+            let (a, v) = if c.first {
+                (gi * c.f1, (gi * gi) * c.f2)
+            } else {
+                (m1[i] * c.b1 + gi * c.f1, m2[i] * c.b2 + (gi * gi) * c.f2)
+            };
+            m1[i] = a;
+            m2[i] = v;
+            let delta = (a / c.c1) / ((v / c.c2).sqrt() + c.eps);
+            let pv = match c.keep {
+                Some(k) => p[i] * k,
+                None => p[i],
+            };
+            p[i] = pv - delta * c.lr;
         }
     }
 }

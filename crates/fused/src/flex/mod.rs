@@ -7,8 +7,9 @@
 //! Tensors that are not `f32` fall back to the reference bodies; so does everything in
 //! [`Mode::Reference`](crate::Mode::Reference).
 
+mod adamw;
 mod attention;
-mod gemm;
+pub mod gemm;
 mod linear;
 pub mod math;
 mod norm;
@@ -18,7 +19,9 @@ use burn::backend::flex::{FlexTensor, Layout};
 use burn::tensor::ops::{BoolTensor, FloatTensor};
 use burn::tensor::{Bytes, DType, Shape, TensorMetadata};
 
-use crate::{Act, FusedBackend, LayerNormGrads, LinearGrads, LinearWants, Mode, reference};
+use crate::{
+    Act, AdamWStep, FusedBackend, LayerNormGrads, LinearGrads, LinearWants, Mode, reference,
+};
 
 /// A read-only `f32` matrix view: base pointer (at the view's offset) and element strides.
 #[derive(Clone, Copy)]
@@ -125,6 +128,20 @@ pub(crate) fn from_vec(v: Vec<f32>, shape: &[usize]) -> FlexTensor {
 /// A buffer of `n` floats that a kernel fully writes before anyone reads it.
 pub(crate) fn buffer(n: usize) -> Vec<f32> {
     vec![0.0; n]
+}
+
+/// The elements of a tensor as an owned row-major buffer: its own storage when nothing else
+/// shares it (updated in place), else a copy.
+pub(crate) fn owned(mut t: FlexTensor) -> FlexTensor {
+    let shape = dims(&t);
+    let n: usize = shape.iter().product();
+    let reusable = t.layout().contiguous_offsets() == Some((0, n))
+        && t.try_storage_mut::<f32>().is_some_and(|s| s.len() == n);
+    if reusable {
+        t
+    } else {
+        from_vec(slice(&dense(t)).to_vec(), &shape)
+    }
 }
 
 /// Rows per parallel task for row-wise work on rows of `d` elements: about 16k elements a
@@ -277,6 +294,22 @@ impl FusedBackend for Flex {
             return reference::softmax_backward::<Self>(y, dy);
         }
         norm::softmax_backward(y, dy)
+    }
+
+    fn adamw_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moments: Option<(FloatTensor<Self>, FloatTensor<Self>)>,
+        step: AdamWStep,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let all: Vec<&FlexTensor> = [&param, &grad]
+            .into_iter()
+            .chain(moments.iter().flat_map(|(a, b)| [a, b]))
+            .collect();
+        if !native(&all) {
+            return reference::adamw_step::<Self>(param, grad, moments, step);
+        }
+        adamw::step(param, grad, moments, step)
     }
 }
 

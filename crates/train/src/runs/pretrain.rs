@@ -16,7 +16,7 @@ use t4v_fused::{FusedAutodiffBackend, FusedBackend};
 
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use t4v_clip::{Activation, ClipConfig, ClipModel, ClipTokenizer, TextConfig, VisionConfig};
 use t4v_core::{Family, Job, ParamDef, ParamType, PluginInfo, Reporter, RunError, RunKind};
@@ -310,12 +310,7 @@ fn pretrain<B: FusedAutodiffBackend>(
 
     let mut model = ClipModel::<B>::init_random(&config, spec.seed, device);
     let o = &spec.optim;
-    let mut optim = AdamWConfig::new()
-        .with_beta_1(o.beta1 as f32)
-        .with_beta_2(o.beta2 as f32)
-        .with_epsilon(o.eps as f32)
-        .with_weight_decay(o.weight_decay as f32)
-        .init();
+    let mut optim = crate::fit::adamw(o).init();
     let schedule = WarmupCosine {
         total_epochs: o.epochs as f64,
         warmup_epochs: o.warmup_epochs as f64,

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""PyTorch peer of `cargo xtask bench train`: one training step of the paper's video classifier
+on the CPU, as the reference code builds it — a CLIP ViT-B/16 image tower (transformers
+`CLIPVisionModel` shapes, random weights) on every frame, the visual projection, the Transf
+temporal head (6 pre-LN blocks of width 512, 8 heads, QuickGELU MLP, LayerNorm eps 1e-12,
+77 frame positions, outer residual, mean over time), and a frozen cosine classifier over 400
+classes with the learnable logit scale; cross-entropy, backward, AdamW step.
+
+argv: threads steps batch frames. Prints one JSON line:
+{"clips_per_s": ..., "threads": ..., "torch": ...}."""
+
+import json
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import CLIPConfig, CLIPModel
+
+
+class QuickGELU(nn.Module):
+    def forward(self, x):
+        return x * torch.sigmoid(1.702 * x)
+
+
+class Block(nn.Module):
+    """The reference's ResidualAttentionBlock (CLIP's block) with LayerNorm eps 1e-12."""
+
+    def __init__(self, d, heads):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(d, heads)
+        self.ln_1 = nn.LayerNorm(d, eps=1e-12)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), QuickGELU(), nn.Linear(4 * d, d))
+        self.ln_2 = nn.LayerNorm(d, eps=1e-12)
+
+    def forward(self, x):
+        h = self.ln_1(x)
+        x = x + self.attn(h, h, h, need_weights=False)[0]
+        return x + self.mlp(self.ln_2(x))
+
+
+class Transf(nn.Module):
+    def __init__(self, d, layers=6):
+        super().__init__()
+        self.frame_position_embeddings = nn.Embedding(77, d)
+        self.blocks = nn.Sequential(*[Block(d, d // 64) for _ in range(layers)])
+
+    def forward(self, x):  # [B, T, D]
+        t = x.shape[1]
+        pos = self.frame_position_embeddings(torch.arange(t))
+        h = (x + pos).permute(1, 0, 2)  # [T, B, D], as nn.MultiheadAttention takes it
+        h = self.blocks(h).permute(1, 0, 2)
+        return (h + x).mean(dim=1)
+
+
+def main():
+    threads = int(sys.argv[1]) if len(sys.argv) > 1 else torch.get_num_threads()
+    steps = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    batch = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    frames = int(sys.argv[4]) if len(sys.argv) > 4 else 8
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    cfg = CLIPConfig()
+    cfg.vision_config.patch_size = 16
+    clip = CLIPModel(cfg)
+    vision, proj = clip.vision_model, clip.visual_projection
+    d = cfg.projection_dim
+    head = Transf(d)
+    w = F.normalize(torch.randn(400, d), dim=-1)  # frozen W
+    logit_scale = nn.Parameter(torch.tensor(100.0).log())
+    params = list(vision.parameters()) + list(proj.parameters()) + list(head.parameters())
+    opt = torch.optim.AdamW(
+        [{"params": params}, {"params": [logit_scale]}], lr=5e-6, weight_decay=0.2
+    )
+    x = torch.randn(batch, frames, 3, 224, 224)
+    y = torch.arange(batch) % 400
+
+    def step():
+        feats = proj(vision(pixel_values=x.flatten(0, 1)).pooler_output)
+        v = head(feats.view(batch, frames, d))
+        logits = logit_scale.exp() * F.normalize(v, dim=-1) @ w.t()
+        loss = F.cross_entropy(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    step()  # warm-up
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    took = time.perf_counter() - t
+    print(json.dumps({"clips_per_s": batch * steps / took, "threads": threads,
+                      "torch": torch.__version__}))
+
+
+if __name__ == "__main__":
+    main()
