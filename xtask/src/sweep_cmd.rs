@@ -18,9 +18,14 @@ pub struct SweepArgs {
     /// Runs executed at once.
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
-    /// GPUs to lease, one per run (`0,1,2`); caps --jobs at their number.
+    /// GPUs to lease, --devices-per-run per run (`0,1,2,3`); caps --jobs at their number.
     #[arg(long, value_delimiter = ',')]
     pub devices: Vec<String>,
+    /// Data-parallel peers per run: each training run (`train`, `probe`, `pretrain`) splits
+    /// every micro-batch over that many GPUs (from --devices) or, on the CPU, compute threads,
+    /// and sums their gradients; the result is one device's at the same global batch.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub devices_per_run: u32,
     /// Compute backend of the runs.
     #[arg(long, default_value = "cpu", value_parser = clap::builder::PossibleValuesParser::new(backend::BACKENDS))]
     pub backend: String,
@@ -77,6 +82,13 @@ pub fn run(results: &Path, args: &SweepArgs, registry: &Registry) -> Result<i32>
         })?;
     }
     backend::check(&args.backend)?;
+    if !args.devices.is_empty() && args.devices.len() < args.devices_per_run as usize {
+        anyhow::bail!(
+            "--devices-per-run {} needs at least that many --devices (got {})",
+            args.devices_per_run,
+            args.devices.len()
+        );
+    }
     let dir = store_dir(results);
 
     if args.dry_run {
@@ -118,6 +130,7 @@ pub fn run(results: &Path, args: &SweepArgs, registry: &Registry) -> Result<i32>
     let opts = SweepOptions {
         jobs: args.jobs,
         devices: args.devices.clone(),
+        devices_per_run: args.devices_per_run as usize,
         backend: args.backend.clone(),
         timeout: args.timeout.map(Duration::from_secs_f64),
         fail_fast: args.fail_fast,

@@ -213,6 +213,18 @@ fn train_learns_and_its_checkpoints_evaluate_single_and_multi_view() {
 
 #[test]
 fn a_re_attempted_train_run_resumes_from_its_checkpoint() {
+    resumes(&[]);
+}
+
+#[test]
+fn a_re_attempted_data_parallel_train_run_resumes_from_its_checkpoint() {
+    let log = resumes(&["--devices-per-run", "2"]);
+    assert!(log.contains("data-parallel over 2 peers"), "{log}");
+}
+
+/// Kills a `train` sweep (run with `args`) after its first checkpoint, runs it again, checks
+/// the run resumed and ran every epoch once; the second attempt's log.
+fn resumes(args: &[&str]) -> String {
     let env = Env::new();
     let script = env.script(
         "r.rhai",
@@ -221,11 +233,9 @@ fn a_re_attempted_train_run_resumes_from_its_checkpoint() {
         t.optim = #{ lr: 1e-3, epochs: 3, warmup_epochs: 1, batch_size: 32 };
         s.add(t);"#,
     );
-    let mut child = env
-        .cmd(&["sweep", script.to_str().unwrap()])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut sweep = vec!["sweep", script.to_str().unwrap()];
+    sweep.extend(args);
+    let mut child = env.cmd(&sweep).stderr(Stdio::null()).spawn().unwrap();
     // Kill the coordinator (its worker dies with it) once epoch 1 is checkpointed.
     let deadline = Instant::now() + Duration::from_secs(300);
     let state = loop {
@@ -247,7 +257,8 @@ fn a_re_attempted_train_run_resumes_from_its_checkpoint() {
     let at_kill = saved["epoch"].as_u64().unwrap();
     assert!((1..3).contains(&at_kill), "{saved}");
 
-    let out = env.sweep(&script);
+    let o = env.cmd(&sweep).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stderr);
     assert!(out.contains("1 succeeded, 0 failed"), "{out}");
     let runs = env.runs();
     let r = &runs[0];
@@ -271,6 +282,7 @@ fn a_re_attempted_train_run_resumes_from_its_checkpoint() {
     assert_eq!(steps, [1, 2, 3], "every epoch once");
     let done: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
     assert_eq!(done["epoch"], 3);
+    log
 }
 
 #[test]

@@ -47,6 +47,14 @@ pub struct Job {
     pub needs: BTreeMap<String, NeededRun>,
     /// The compute backend chosen for the sweep (`cpu`, `cuda`).
     pub backend: String,
+    /// Data-parallel peers of the run (`--devices-per-run`): its leased GPUs on CUDA, compute
+    /// threads on the CPU. Training kinds split every micro-batch over them.
+    #[serde(default = "one")]
+    pub peers: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// A finished dependency: where its files are.

@@ -33,8 +33,10 @@ pub struct WorkerCommand {
 #[derive(Clone, Debug)]
 pub struct SweepOptions {
     pub jobs: usize,
-    /// GPUs to lease, one per running worker, through `CUDA_VISIBLE_DEVICES`.
+    /// GPUs to lease, `devices_per_run` per running worker, through `CUDA_VISIBLE_DEVICES`.
     pub devices: Vec<String>,
+    /// Data-parallel peers of each run: GPUs leased to it, or (CPU) compute threads.
+    pub devices_per_run: usize,
     pub backend: String,
     pub timeout: Option<Duration>,
     pub fail_fast: bool,
@@ -96,7 +98,9 @@ struct Worker {
     child: Child,
     attempt: u32,
     started: Instant,
-    device: Option<String>,
+    devices: Vec<String>,
+    /// Cores leased to it (its compute threads).
+    cores: usize,
     open_streams: u8,
     exit: Option<ExitStatus>,
     finished: bool,
@@ -150,11 +154,13 @@ pub fn execute(
     plan: &Plan,
     opts: &SweepOptions,
 ) -> Result<SweepOutcome, SchedulerError> {
+    let per_run = opts.devices_per_run.max(1);
     let slots = if opts.devices.is_empty() {
         opts.jobs.max(1)
     } else {
-        opts.jobs.max(1).min(opts.devices.len())
+        opts.jobs.max(1).min(opts.devices.len() / per_run).max(1)
     };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut free_devices: VecDeque<String> = opts.devices.iter().cloned().collect();
     let owner = format!(
         "{}:{}:{}",
@@ -200,7 +206,16 @@ pub fn execute(
     snapshot(&mut progress, true, &mut changed);
 
     loop {
-        // Start what can start.
+        // Start what can start. The cores not leased to running workers are shared among
+        // the runs that start now: a run that starts alone (the quickstart's pretraining)
+        // computes on every free core.
+        let ready_now = |waiting: &[usize]| {
+            waiting
+                .iter()
+                .filter(|&&i| def.runs[i].needs().values().all(|d| done.contains(d)))
+                .count()
+        };
+        let mut starting = ready_now(&waiting).min(slots.saturating_sub(running.len()));
         while !stopping && running.len() < slots {
             let ready = waiting
                 .iter()
@@ -208,16 +223,23 @@ pub fn execute(
             let Some(pos) = ready else { break };
             let i = waiting.remove(pos);
             let run = &def.runs[i];
-            let device = free_devices.pop_front();
-            match start(store, run, device.clone(), &owner, opts, &tx) {
+            let devices: Vec<String> = if free_devices.is_empty() {
+                Vec::new()
+            } else {
+                free_devices
+                    .drain(..per_run.min(free_devices.len()))
+                    .collect()
+            };
+            let leased: usize = running.values().map(|w| w.cores).sum();
+            let lease = (cores.saturating_sub(leased) / starting.max(1)).max(1);
+            starting = starting.saturating_sub(1);
+            match start(store, run, devices.clone(), lease, &owner, opts, &tx) {
                 Ok(w) => {
                     progress.started(run.id.as_str(), &run.label());
                     running.insert(run.id.clone(), w);
                 }
                 Err(StartError::AlreadyRunning) => {
-                    if let Some(d) = device {
-                        free_devices.push_back(d);
-                    }
+                    free_devices.extend(devices);
                     progress.println(&format!(
                         "skip   {}: already claimed by another coordinator",
                         run.id
@@ -285,9 +307,7 @@ pub fn execute(
             }
             if w.exit.is_some() && w.open_streams == 0 {
                 let w = running.remove(&id).expect("present");
-                if let Some(d) = &w.device {
-                    free_devices.push_back(d.clone());
-                }
+                free_devices.extend(w.devices.iter().cloned());
                 let (result, reason) = conclude(store, &id, w, &mut progress)?;
                 changed = true;
                 match result {
@@ -335,15 +355,18 @@ impl From<SchedulerError> for StartError {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn start(
     store: &Store,
     run: &crate::PlannedRun,
-    device: Option<String>,
+    devices: Vec<String>,
+    cores: usize,
     owner: &str,
     opts: &SweepOptions,
     tx: &Sender<Msg>,
 ) -> Result<Worker, StartError> {
     let mut provenance = opts.provenance.clone();
+    let device = (!devices.is_empty()).then(|| devices.join(","));
     provenance.device = device.clone();
     let attempt = match store.claim(&run.id, owner, Attempt::starting(provenance)) {
         Ok(n) => n,
@@ -380,6 +403,7 @@ fn start(
         results_dir: opts.results_dir.clone(),
         needs,
         backend: opts.backend.clone(),
+        peers: opts.devices_per_run.max(1),
     };
     let job_file = dir.join(format!("job-{attempt}.json"));
     std::fs::write(
@@ -402,10 +426,10 @@ fn start(
         cmd.env("CUDA_VISIBLE_DEVICES", d);
     }
     // Concurrent workers share the cores instead of each starting one compute thread per core
-    // (oversubscription costs ~15 % on small tensor ops); a user's own setting wins.
-    if opts.jobs > 1 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        cmd.env("RAYON_NUM_THREADS", (cores / opts.jobs).max(1).to_string());
+    // (oversubscription costs ~15 % on small tensor ops): each computes on the cores leased
+    // to it; a user's own setting wins.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        cmd.env("RAYON_NUM_THREADS", cores.to_string());
     }
     // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
@@ -461,7 +485,8 @@ fn start(
         child,
         attempt,
         started: Instant::now(),
-        device,
+        devices,
+        cores,
         open_streams: 2,
         exit: None,
         finished: false,

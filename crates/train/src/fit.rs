@@ -29,6 +29,9 @@ pub struct Fitter<B: FusedAutodiffBackend, M: AutodiffModule<B>> {
     pub accumulation: usize,
     lr: f64,
     clip_ratio: f64,
+    /// This replica's peer in a data-parallel run: gradients are summed over the peers
+    /// before each step.
+    peer: Option<burn::collective::PeerId>,
 }
 
 impl<B: FusedAutodiffBackend, M: AutodiffModule<B> + Grouped> Fitter<B, M> {
@@ -43,12 +46,26 @@ impl<B: FusedAutodiffBackend, M: AutodiffModule<B> + Grouped> Fitter<B, M> {
             accumulation: accumulation.max(1),
             lr: spec.lr,
             clip_ratio: spec.clip_ratio,
+            peer: None,
         }
     }
 
+    /// The optimiser of data-parallel peer `peer`.
+    pub fn with_peer(mut self, peer: burn::collective::PeerId) -> Self {
+        self.peer = Some(peer);
+        self
+    }
+
     /// Backpropagates the loss of one micro-batch (scaled here by `1 / accumulation`) and, every
-    /// `accumulation` micro-batches or when `flush`, steps both groups at `factor × lr`.
-    pub fn backward(&mut self, model: M, loss: Tensor<B, 1>, factor: f64, flush: bool) -> M {
+    /// `accumulation` micro-batches or when `flush`, steps both groups at `factor × lr` (with a
+    /// peer: after summing the accumulated gradients over the peers).
+    pub fn backward(
+        &mut self,
+        model: M,
+        loss: Tensor<B, 1>,
+        factor: f64,
+        flush: bool,
+    ) -> Result<M, t4v_core::RunError> {
         let loss = if self.accumulation > 1 {
             loss / self.accumulation as f64
         } else {
@@ -61,15 +78,24 @@ impl<B: FusedAutodiffBackend, M: AutodiffModule<B> + Grouped> Fitter<B, M> {
         self.head.accumulate(&model, h);
         self.pending += 1;
         if self.pending < self.accumulation && !flush {
-            return model;
+            return Ok(model);
         }
         self.pending = 0;
-        let model = self.optim.step(
-            self.lr * self.clip_ratio * factor,
-            model,
-            self.backbone.grads(),
-        );
-        self.optim.step(self.lr * factor, model, self.head.grads())
+        let (mut backbone, mut head) = (self.backbone.grads(), self.head.grads());
+        if let Some(peer) = self.peer {
+            let sum = |g: GradientsParams| {
+                g.all_reduce::<B::InnerBackend>(peer, burn::collective::ReduceOperation::Sum)
+                    .map_err(|e| {
+                        t4v_core::RunError::Failed(format!("summing gradients over peers: {e:?}"))
+                    })
+            };
+            backbone = sum(backbone)?;
+            head = sum(head)?;
+        }
+        let model = self
+            .optim
+            .step(self.lr * self.clip_ratio * factor, model, backbone);
+        Ok(self.optim.step(self.lr * factor, model, head))
     }
 }
 
@@ -274,7 +300,7 @@ mod tests {
         let before_scale: f32 = m.classifier.logit_scale.val().into_scalar();
         let before_w = m.classifier.weight.val().valid().into_data();
         let l = loss(&m, x, &[0, 1, 2, 0]);
-        let m = f.backward(m, l, 0.5, false);
+        let m = f.backward(m, l, 0.5, false).unwrap();
         let after: f32 = m.classifier.logit_scale.val().into_scalar();
         // First AdamW step: p ← p − lr·wd·p − lr·sign(g) (m̂/√v̂ = ±1), at lr = 0.5 × 1e-2 × 0.1.
         let lr = 0.5 * 1e-2 * 0.1;
@@ -301,17 +327,17 @@ mod tests {
             let m = probe(false);
             let mut f = Fitter::new(&spec(), 1, &m);
             let l = loss(&m, x.clone(), &y);
-            flat(&f.backward(m, l, 1.0, false))
+            flat(&f.backward(m, l, 1.0, false).unwrap())
         };
         let halves = {
             let m = probe(false);
             let mut f = Fitter::new(&spec(), 2, &m);
             let start = flat(&m);
             let l = loss(&m, x.clone().narrow(0, 0, 4), &y[..4]);
-            let m = f.backward(m, l, 1.0, false);
+            let m = f.backward(m, l, 1.0, false).unwrap();
             assert_eq!(flat(&m), start, "no step before the last micro-batch");
             let l = loss(&m, x.clone().narrow(0, 4, 4), &y[4..]);
-            flat(&f.backward(m, l, 1.0, false))
+            flat(&f.backward(m, l, 1.0, false).unwrap())
         };
         let diff = whole
             .iter()

@@ -12,6 +12,7 @@ pub mod fit;
 pub mod init;
 pub mod metrics;
 pub mod model;
+pub mod parallel;
 pub mod runs;
 pub mod schedule;
 pub mod temporal;

@@ -86,3 +86,13 @@ impl<B: FusedBackend> Grouped for Probe<B> {
         g
     }
 }
+
+/// A CLIP pretrained from scratch: every parameter at the recipe's rate (the head group).
+impl<B: FusedBackend> Grouped for t4v_clip::ClipModel<B> {
+    fn groups(&self) -> ParamGroups {
+        ParamGroups {
+            backbone: Vec::new(),
+            head: param_ids(self),
+        }
+    }
+}

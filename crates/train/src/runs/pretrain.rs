@@ -16,8 +16,7 @@ use t4v_fused::{FusedAutodiffBackend, FusedBackend};
 
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{GradientsParams, Optimizer};
-use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use t4v_clip::{Activation, ClipConfig, ClipModel, ClipTokenizer, TextConfig, VisionConfig};
 use t4v_core::{Family, Job, ParamDef, ParamType, PluginInfo, Reporter, RunError, RunKind};
 use t4v_video::Video;
@@ -28,6 +27,7 @@ use super::{
 };
 use crate::classifier::CosineClassifier;
 use crate::metrics::accuracy;
+use crate::parallel::{Replicas, peer_threads};
 use crate::schedule::WarmupCosine;
 
 pub struct PretrainRun;
@@ -308,9 +308,15 @@ fn pretrain<B: FusedAutodiffBackend>(
         config.text_config.vocab_size
     ));
 
-    let mut model = ClipModel::<B>::init_random(&config, spec.seed, device);
     let o = &spec.optim;
-    let mut optim = crate::fit::adamw(o).init();
+    let peers = job.peers.max(1);
+    let mut replicas = Replicas::new(
+        peers,
+        peer_threads(peers),
+        ClipModel::<B>::init_random(&config, spec.seed, device),
+        device,
+        |m, _| Ok(crate::fit::Fitter::new(o, 1, m)),
+    )?;
     let schedule = WarmupCosine {
         total_epochs: o.epochs as f64,
         warmup_epochs: o.warmup_epochs as f64,
@@ -318,7 +324,6 @@ fn pretrain<B: FusedAutodiffBackend>(
     };
     let iters = train.len() / c * (c / batch);
     let total = (iters * o.epochs as usize).max(1) as u64;
-    let loss_fn = CrossEntropyLossConfig::new().init(device);
     let max_scale = 100f64.ln();
     let every = spec.eval.every.max(1);
     let mut step = 0u64;
@@ -339,26 +344,42 @@ fn pretrain<B: FusedAutodiffBackend>(
         for (i, b) in epoch(source, eval_loader(spec, batch), e as u64).enumerate() {
             let b = b.map_err(fail)?;
             let n = b.labels.len();
-            let lr = o.lr * schedule.factor(e as f64 + i as f64 / iters.max(1) as f64);
-            let x = Tensor::<B, 5>::from_data(TensorData::new(b.pixels, b.shape), device);
-            let v = t4v_clip::normalize(embed_videos(&model, x));
-            let t = t4v_clip::normalize(model.encode_text(ids::<B>(
-                &tokenizer,
-                &captions[i * batch..i * batch + n],
-                device,
-            )?));
-            let scale = model
-                .logit_scale
-                .val()
-                .clamp_max(max_scale)
-                .exp()
-                .unsqueeze::<2>();
-            let logits = v.matmul(t.transpose()) * scale;
-            let y = Tensor::<B, 1, Int>::arange(0..n as i64, device);
-            let loss = (loss_fn.forward(logits.clone(), y.clone())
-                + loss_fn.forward(logits.transpose(), y))
-                / 2.0;
-            let value: f64 = loss.clone().into_scalar().elem();
+            let factor = schedule.factor(e as f64 + i as f64 / iters.max(1) as f64);
+            let per = b.shape[1..].iter().product::<usize>();
+            let first = i * batch;
+            if n < peers {
+                return Err(fail(format!(
+                    "a contrastive batch of {n} pairs cannot be split over {peers} peers"
+                )));
+            }
+            let values = replicas.step(n, factor, true, &|m, ctx| {
+                let rows = ctx.rows.clone();
+                let mut shape = b.shape;
+                shape[0] = rows.len();
+                let x = Tensor::<B, 5>::from_data(
+                    TensorData::new(b.pixels[rows.start * per..rows.end * per].to_vec(), shape),
+                    ctx.device,
+                );
+                let v = t4v_clip::normalize(embed_videos(m, x));
+                let caps = &captions[first + rows.start..first + rows.end];
+                let t = t4v_clip::normalize(m.encode_text(ids::<B>(&tokenizer, caps, ctx.device)?));
+                // The loss of the whole batch, on every peer: each differentiates its own
+                // rows, and the logit scale once.
+                let (v, t) = (ctx.gather_rows(v)?, ctx.gather_rows(t)?);
+                let scale = ctx
+                    .once(m.logit_scale.val())
+                    .clamp_max(max_scale)
+                    .exp()
+                    .unsqueeze::<2>();
+                let logits = v.matmul(t.transpose()) * scale;
+                let y = Tensor::<B, 1, Int>::arange(0..n as i64, ctx.device);
+                let ce = CrossEntropyLossConfig::new().init(ctx.device);
+                Ok(
+                    (ce.forward(logits.clone(), y.clone()) + ce.forward(logits.transpose(), y))
+                        / 2.0,
+                )
+            })?;
+            let value = values[0];
             if !value.is_finite() {
                 return Err(fail(format!(
                     "non-finite loss: train/loss = {value} at epoch {}, iteration {i}",
@@ -366,8 +387,6 @@ fn pretrain<B: FusedAutodiffBackend>(
                 )));
             }
             sum += value;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr, model, grads);
             step += 1;
             reporter.progress(step, total);
         }
@@ -375,7 +394,7 @@ fn pretrain<B: FusedAutodiffBackend>(
         reporter.metric("train", "loss", epoch_no, sum / iters.max(1) as f64);
         if (e + 1).is_multiple_of(every) || e + 1 == o.epochs {
             let top1 = retrieval_top1(
-                &model.valid(),
+                &replicas.model().valid(),
                 &tokenizer,
                 &classes,
                 Arc::clone(&test),
@@ -386,6 +405,7 @@ fn pretrain<B: FusedAutodiffBackend>(
             last_top1 = Some(top1);
         }
     }
+    let model = replicas.finish()?;
     // The last epoch always validates: its figure is the final model's (no second pass).
     let top1 = match last_top1 {
         Some(t) => t,

@@ -4,7 +4,7 @@
 
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::tensor::{ElementConversion, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use t4v_core::{Family, Job, ParamDef, ParamType, PluginInfo, Reporter, RunError, RunKind};
 use t4v_fused::{FusedAutodiffBackend, FusedBackend};
 
@@ -17,6 +17,7 @@ use crate::fit::Fitter;
 use crate::init::{classifier_weights, text_tower};
 use crate::metrics::accuracy;
 use crate::model::Probe;
+use crate::parallel::{Replicas, peer_threads};
 use crate::schedule::{Stepper, WarmupCosine};
 use crate::temporal::TemporalHead;
 
@@ -141,7 +142,7 @@ fn probe<B: FusedAutodiffBackend>(
         Tensor::<B, 2>::from_data(w.into_data(), device)
     };
     let scale = job.param_f64("logit_scale")?;
-    let mut model = Probe {
+    let model = Probe {
         head: TemporalHead::new(&spec.model.temporal_head, d, spec.seed, device).map_err(fail)?,
         classifier: CosineClassifier::new(
             w,
@@ -152,7 +153,10 @@ fn probe<B: FusedAutodiffBackend>(
     };
     let batch = (spec.optim.batch_size as usize).max(1);
     let iters = n.div_ceil(batch);
-    let mut fitter = Fitter::new(&spec.optim, 1, &model);
+    let peers = job.peers.max(1);
+    let mut replicas = Replicas::new(peers, peer_threads(peers), model, device, |m, _| {
+        Ok(Fitter::new(&spec.optim, 1, m))
+    })?;
     let epochs = spec.optim.epochs;
     let mut stepper = Stepper::new(
         WarmupCosine {
@@ -163,7 +167,6 @@ fn probe<B: FusedAutodiffBackend>(
         iters,
         spec.optim.lr_update_every as usize,
     );
-    let loss_fn = CrossEntropyLossConfig::new().init(device);
     let every = spec.eval.every.max(1);
     let mut best: Option<f64> = None;
     for e in 0..epochs {
@@ -173,11 +176,19 @@ fn probe<B: FusedAutodiffBackend>(
         let mut sum = 0.0;
         for (i, idx) in order.chunks(batch).enumerate() {
             let factor = stepper.at(e as usize, i);
-            let (x, labels) = gather::<B>(&train, idx, device);
-            let y = crate::fit::targets::<B>(&labels, device);
-            let logits = model.classifier.forward_train(model.embed(x));
-            let loss = loss_fn.forward(logits, y);
-            let value: f64 = loss.clone().into_scalar().elem();
+            let values = replicas.step(idx.len(), factor, i + 1 == iters, &|m, ctx| {
+                // A peer with no rows (a batch smaller than the peers) adds nothing.
+                let rows = if ctx.rows.is_empty() {
+                    0..1
+                } else {
+                    ctx.rows.clone()
+                };
+                let (x, labels) = gather::<B>(&train, &idx[rows], ctx.device);
+                let y = crate::fit::targets::<B>(&labels, ctx.device);
+                let ce = CrossEntropyLossConfig::new().init(ctx.device);
+                Ok(ce.forward(m.classifier.forward_train(m.embed(x)), y) * ctx.weight())
+            })?;
+            let value: f64 = values.iter().sum();
             if !value.is_finite() {
                 reporter.metric("train", "loss", e as u64 + 1, value);
                 return Err(fail(format!(
@@ -186,18 +197,18 @@ fn probe<B: FusedAutodiffBackend>(
                 )));
             }
             sum += value;
-            model = fitter.backward(model, loss, factor, i + 1 == iters);
         }
         let epoch_no = e + 1;
         reporter.metric("train", "loss", epoch_no as u64, sum / iters as f64);
         if epoch_no.is_multiple_of(every) || epoch_no == epochs {
-            let s = scores::<B::InnerBackend>(&model.valid(), &test, batch, device)?;
+            let s = scores::<B::InnerBackend>(&replicas.model().valid(), &test, batch, device)?;
             let top1 = accuracy(&s, classes.len(), &test.labels).top1;
             reporter.metric("val", "top1", epoch_no as u64, top1);
             best = Some(best.map_or(top1, |b: f64| b.max(top1)));
         }
         reporter.progress(epoch_no as u64, epochs as u64);
     }
+    let model = replicas.finish()?;
     let s = scores::<B::InnerBackend>(&model.valid(), &test, batch, device)?;
     super::write_classifier(job, reporter, model.classifier.weight.val(), &classes)?;
     report_scores(

@@ -10,7 +10,7 @@ use t4v_fused::{FusedAutodiffBackend, FusedBackend};
 
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::tensor::{ElementConversion, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use serde_json::json;
 use t4v_clip::ClipModel;
 use t4v_core::{
@@ -30,6 +30,7 @@ use crate::encoder::ClipVideoEncoder;
 use crate::fit::{self, Fitter, LoopState};
 use crate::init::{classifier_weights, text_tower};
 use crate::model::VideoClassifier;
+use crate::parallel::{Replicas, peer_threads};
 use crate::schedule::{Stepper, WarmupCosine};
 
 pub struct TrainRun;
@@ -203,26 +204,44 @@ fn train<B: FusedAutodiffBackend>(
         classifier_shape: model.classifier.weight.dims(),
         ..Default::default()
     };
-    let mut fitter;
-    if let Some(dir) = fit::existing(&last_dir) {
-        model = fit::load_model(&dir, model, device).map_err(fail)?;
-        state = fit::read_json(&dir, "state.json").map_err(fail)?;
-        fitter = Fitter::new(&spec.optim, accumulation, &model)
-            .load(&dir, device)
-            .map_err(fail)?;
+    let peers = job.peers.max(1);
+    if micro < peers {
+        return Err(fail(format!(
+            "params.micro_batch {micro} is smaller than the {peers} data-parallel peers"
+        )));
+    }
+    // Resuming: every peer loads the same checkpoint.
+    let resume = fit::existing(&last_dir);
+    if let Some(dir) = &resume {
+        model = fit::load_model(dir, model, device).map_err(fail)?;
+        state = fit::read_json(dir, "state.json").map_err(fail)?;
         reporter.log(format!(
             "resuming from the checkpoint after epoch {} (attempt {})",
             state.epoch, job.attempt
         ));
-    } else {
-        if let Some(init) = job.needs.get("init") {
-            model = init_from(model, &init.run_dir, spec, device)?;
-            reporter.log(format!(
-                "visual encoder, temporal head and logit scale from run {}",
-                init.id
-            ));
+    } else if let Some(init) = job.needs.get("init") {
+        model = init_from(model, &init.run_dir, spec, device)?;
+        reporter.log(format!(
+            "visual encoder, temporal head and logit scale from run {}",
+            init.id
+        ));
+    }
+    let mut replicas = Replicas::new(peers, peer_threads(peers), model, device, |m, d| {
+        let f = Fitter::new(&spec.optim, accumulation, m);
+        match &resume {
+            Some(dir) => f.load(dir, d).map_err(fail),
+            None => Ok(f),
         }
-        fitter = Fitter::new(&spec.optim, accumulation, &model);
+    })?;
+    if peers > 1 {
+        reporter.log(format!(
+            "data-parallel over {peers} peers ({} on each)",
+            if job.backend == "cpu" {
+                format!("{} compute thread(s)", peer_threads(peers))
+            } else {
+                "one GPU".to_string()
+            }
+        ));
     }
 
     let size = spec.model.input_size;
@@ -251,7 +270,6 @@ fn train<B: FusedAutodiffBackend>(
         iters,
         spec.optim.lr_update_every as usize,
     );
-    let loss_fn = CrossEntropyLossConfig::new().init(device);
     let total = (epochs as usize * iters) as u64;
     let every = spec.eval.every.max(1);
     for e in state.epoch..epochs {
@@ -260,10 +278,25 @@ fn train<B: FusedAutodiffBackend>(
         for (i, b) in epoch(Arc::clone(&train_source), train_cfg.clone(), e as u64).enumerate() {
             let b = b.map_err(fail)?;
             factor = stepper.at(e as usize, i);
-            let x = Tensor::<B, 5>::from_data(TensorData::new(b.pixels, b.shape), device);
-            let y = crate::fit::targets::<B>(&b.labels, device);
-            let loss = loss_fn.forward(model.forward_train(x), y);
-            let value: f64 = loss.clone().into_scalar().elem();
+            let per = b.shape[1..].iter().product::<usize>();
+            let values = replicas.step(b.labels.len(), factor, i + 1 == iters, &|m, ctx| {
+                // A peer with no rows (a batch smaller than the peers) adds nothing.
+                let rows = if ctx.rows.is_empty() {
+                    0..1
+                } else {
+                    ctx.rows.clone()
+                };
+                let mut shape = b.shape;
+                shape[0] = rows.len();
+                let x = Tensor::<B, 5>::from_data(
+                    TensorData::new(b.pixels[rows.start * per..rows.end * per].to_vec(), shape),
+                    ctx.device,
+                );
+                let y = crate::fit::targets::<B>(&b.labels[rows], ctx.device);
+                let ce = CrossEntropyLossConfig::new().init(ctx.device);
+                Ok(ce.forward(m.forward_train(x), y) * ctx.weight())
+            })?;
+            let value: f64 = values.iter().sum();
             if !value.is_finite() {
                 reporter.metric("train", "loss", e as u64 + 1, value);
                 return Err(fail(format!(
@@ -273,7 +306,6 @@ fn train<B: FusedAutodiffBackend>(
             }
             sum += value;
             count += 1;
-            model = fitter.backward(model, loss, factor, i + 1 == iters);
             reporter.progress((e as usize * iters + i + 1) as u64, total);
         }
         let epoch_no = e + 1;
@@ -282,7 +314,7 @@ fn train<B: FusedAutodiffBackend>(
         state.epoch = epoch_no;
         if epoch_no.is_multiple_of(every) || epoch_no == epochs {
             let acc = validate::<B::InnerBackend>(
-                &model.valid(),
+                &replicas.model().valid(),
                 Arc::clone(&val_source),
                 eval_loader(spec, eval_batch),
                 device,
@@ -295,11 +327,18 @@ fn train<B: FusedAutodiffBackend>(
             if state.best_top1.is_none_or(|b| acc > b) {
                 state.best_top1 = Some(acc);
                 state.best_epoch = Some(epoch_no);
-                save(&best_dir, &model, spec, &state, None)?;
+                save(&best_dir, replicas.model(), spec, &state, None)?;
             }
         }
-        save(&last_dir, &model, spec, &state, Some(&fitter))?;
+        save(
+            &last_dir,
+            replicas.model(),
+            spec,
+            &state,
+            Some(replicas.fitter()),
+        )?;
     }
+    let model = replicas.finish()?;
     super::write_classifier(job, reporter, model.classifier.weight.val(), &classes)?;
     reporter.artefact("checkpoint", &best_dir.to_string_lossy());
     reporter.artefact("last", &last_dir.to_string_lossy());
