@@ -82,11 +82,16 @@ pub fn run(results: &Path, args: &SweepArgs, registry: &Registry) -> Result<i32>
         })?;
     }
     backend::check(&args.backend)?;
-    if !args.devices.is_empty() && args.devices.len() < args.devices_per_run as usize {
+    let too_big = t4v_sweep::unplaceable(&def, args.devices.len(), args.devices_per_run as usize);
+    if let Some((id, n)) = too_big.first() {
         anyhow::bail!(
-            "--devices-per-run {} needs at least that many --devices (got {})",
-            args.devices_per_run,
-            args.devices.len()
+            "run {id} takes {n} GPUs (model.devices or --devices-per-run) but --devices lists {}{}",
+            args.devices.len(),
+            if too_big.len() > 1 {
+                format!(" ({} more runs like it)", too_big.len() - 1)
+            } else {
+                String::new()
+            }
         );
     }
     let dir = store_dir(results);

@@ -102,11 +102,12 @@ pub struct BertLayer<B: Backend> {
 impl<B: FusedBackend> BertLayer<B> {
     /// Post-LN: `LN(x + attn(x))`, then `LN(h + FFN(h))` with the exact (erf) GELU.
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let h = self
-            .attention_norm
-            .forward(x.clone() + self.attention.forward(x, None));
+        let h = self.attention_norm.forward(t4v_fused::residual(
+            x.clone(),
+            self.attention.forward(x, None),
+        ));
         let f = apply(&self.ffn_out, apply_act(&self.ffn_in, h.clone(), Act::Gelu));
-        self.ffn_norm.forward(h + f)
+        self.ffn_norm.forward(t4v_fused::residual(h, f))
     }
 }
 

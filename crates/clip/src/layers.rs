@@ -185,13 +185,16 @@ pub struct EncoderLayer<B: Backend> {
 
 impl<B: FusedBackend> EncoderLayer<B> {
     pub fn forward(&self, x: Tensor<B, 3>, mask: Option<Tensor<B, 2, Bool>>) -> Tensor<B, 3> {
-        let x = x.clone() + self.self_attn.forward(self.layer_norm1.forward(x), mask);
+        let a = self
+            .self_attn
+            .forward(self.layer_norm1.forward(x.clone()), mask);
+        let x = t4v_fused::residual(x, a);
         let h = apply_act(
             &self.fc1,
             self.layer_norm2.forward(x.clone()),
             self.act.into(),
         );
-        x + apply(&self.fc2, h)
+        t4v_fused::residual(x, apply(&self.fc2, h))
     }
 }
 

@@ -124,7 +124,21 @@ pub struct ModelSpec {
     pub input_size: u32,
     /// Floating-point type of the computation: `f32`, or `bf16` / `f16` on CUDA.
     pub precision: String,
+    /// Data-parallel peers of a training run (`train`, `probe`, `pretrain`): GPUs leased to it
+    /// on CUDA, compute threads on the CPU; 0 = the sweep's `--devices-per-run`. How a run
+    /// executes, not what it computes (the result is one device's at the same global batch):
+    /// not part of its id.
+    pub devices: u32,
+    /// Gradient checkpointing (burn's balanced strategy): activations of the cheap operations
+    /// (the linears' and LayerNorms' outputs) are recomputed in the backward pass instead of
+    /// kept, so long clips of large backbones fit one GPU; the same loss and gradients, so not
+    /// part of the run's id either.
+    pub checkpointing: bool,
 }
+
+/// Spec fields that say how a run executes, not what it computes: left out of its id, so
+/// changing them reuses the run.
+pub const EXECUTION_FIELDS: &[(&str, &str)] = &[("model", "devices"), ("model", "checkpointing")];
 
 impl Default for ModelSpec {
     fn default() -> Self {
@@ -135,6 +149,8 @@ impl Default for ModelSpec {
             temporal_head: "transf".into(),
             input_size: 224,
             precision: "f32".into(),
+            devices: 0,
+            checkpointing: false,
         }
     }
 }
@@ -400,6 +416,12 @@ impl RunSpec {
         let defaults = DEFAULTS
             .get_or_init(|| serde_json::to_value(RunSpec::default()).expect("specs serialise"));
         let full = serde_json::to_value(self).expect("specs serialise");
+        let mut full = full;
+        for (section, field) in EXECUTION_FIELDS {
+            if let Some(m) = full.get_mut(*section).and_then(Value::as_object_mut) {
+                m.remove(*field);
+            }
+        }
         let mut out = strip_defaults(&full, defaults).unwrap_or_else(|| Value::Object(Map::new()));
         let obj = out.as_object_mut().expect("a spec is a map");
         obj.insert("kind".into(), Value::from(self.kind.clone()));
@@ -565,6 +587,17 @@ mod tests {
 
     fn id(v: Value) -> RunId {
         RunSpec::resolve(&v, &REG).unwrap().id(&REG)
+    }
+
+    #[test]
+    fn execution_fields_do_not_change_the_id() {
+        let base = id(json!({"kind": "probe"}));
+        assert_eq!(id(json!({"kind": "probe", "model": {"devices": 4}})), base);
+        assert_eq!(
+            id(json!({"kind": "probe", "model": {"checkpointing": true}})),
+            base
+        );
+        assert_ne!(id(json!({"kind": "probe", "model": {"frames": 16}})), base);
     }
 
     #[test]

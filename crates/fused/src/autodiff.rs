@@ -303,6 +303,29 @@ fn layer_norm_node<B: FusedBackend, C: CheckpointStrategy, const N: usize>(
 }
 
 #[derive(Debug)]
+struct ResidualOp;
+
+impl<B: FusedBackend> Backward<B, 2> for ResidualOp {
+    type State = ();
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let dy = grads.consume::<B>(&ops.node);
+        let [a, b] = ops.parents;
+        if let Some(a) = a {
+            grads.register::<B>(a.id, dy.clone());
+        }
+        if let Some(b) = b {
+            grads.register::<B>(b.id, dy);
+        }
+    }
+}
+
+#[derive(Debug)]
 struct SoftmaxOp;
 
 impl<B: FusedBackend> Backward<B, 1> for SoftmaxOp {
@@ -381,6 +404,15 @@ impl<B: FusedBackend, C: CheckpointStrategy> FusedBackend for Autodiff<B, C> {
             Some(beta) => layer_norm_node::<B, C, 3>(vec![x, gamma, beta], eps),
             None => layer_norm_node::<B, C, 2>(vec![x, gamma], eps),
         }
+    }
+
+    fn fused_residual(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        // Compute-bound: under gradient checkpointing the residual stream is what is kept (the
+        // blocks' inputs), everything inside a block is recomputed from it.
+        ResidualOp
+            .prepare::<C>([a.node.clone(), b.node.clone()])
+            .compute_bound()
+            .stateless(B::fused_residual(a.primitive, b.primitive))
     }
 
     fn fused_softmax(x: FloatTensor<Self>) -> FloatTensor<Self> {

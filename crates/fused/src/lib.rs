@@ -232,6 +232,11 @@ pub trait FusedBackend: Backend {
         reference::softmax::<Self>(x)
     }
 
+    /// `a + b` of equal shapes: a transformer's residual connection.
+    fn fused_residual(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::float_add(a, b)
+    }
+
     fn softmax_backward(y: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
         reference::softmax_backward::<Self>(y, dy)
     }
@@ -358,6 +363,19 @@ pub fn layer_norm<B: FusedBackend, const D: usize>(
         ))
     };
     y.reshape(dims)
+}
+
+/// `x + f(x)`, a residual connection: one operation (in parallel on flex), and what gradient
+/// checkpointing keeps.
+pub fn residual<B: FusedBackend, const D: usize>(
+    x: Tensor<B, D>,
+    fx: Tensor<B, D>,
+) -> Tensor<B, D> {
+    assert_eq!(x.dims(), fx.dims(), "residual: shapes differ");
+    if mode() == Mode::Decomposed {
+        return x + fx;
+    }
+    tensor(B::fused_residual(prim(x), prim(fx)))
 }
 
 /// Softmax over the last dimension.

@@ -274,6 +274,16 @@ fn softmax_of_rows() {
 }
 
 #[test]
+fn residual_sum() {
+    let mut rng = Rng(8);
+    for &(m, d) in &[(1, 1), (7, 5), (300, 768)] {
+        let inputs = vec![(rng.vec(m * d, 1.0), [m, d]), (rng.vec(m * d, 1.0), [m, d])];
+        let f = |t: Vec<Tensor<AD, 2>>| t4v_fused::residual(t[0].clone(), t[1].clone());
+        check(&format!("residual {m}×{d}"), &inputs, m * d, &f, &mut rng);
+    }
+}
+
+#[test]
 fn results_do_not_depend_on_the_thread_count() {
     let mut rng = Rng(7);
     let (n, l, heads, d) = (4, 33, 4, 64);
@@ -282,7 +292,12 @@ fn results_do_not_depend_on_the_thread_count() {
     let f = |t: Vec<Tensor<AD, 3>>| {
         let y = t4v_fused::attention(t[0].clone(), heads, None);
         let g = Tensor::ones([d], &y.device());
-        t4v_fused::layer_norm(y, g, None, 1e-5)
+        let y = t4v_fused::layer_norm(y, g, None, 1e-5);
+        // A product large enough to be split over the threads.
+        let w = Tensor::ones([d, 4 * d], &y.device()) / (d as f32);
+        let z = t4v_fused::linear(y.clone(), w, None, Act::QuickGelu);
+        let back = Tensor::ones([4 * d, d], &y.device()) / (4.0 * d as f32);
+        t4v_fused::residual(y, t4v_fused::linear(z, back, None, Act::Identity))
     };
     let inputs = [(x, [n, l, 3 * d])];
     let one = rayon::ThreadPoolBuilder::new()

@@ -13,5 +13,5 @@ pub mod selftest;
 pub mod worker;
 
 pub use plan::{Plan, PlanState};
-pub use scheduler::{SweepOptions, SweepOutcome, WorkerCommand};
+pub use scheduler::{SweepOptions, SweepOutcome, WorkerCommand, unplaceable};
 pub use script::{PlannedRun, ScriptError, SweepDef};

@@ -154,11 +154,11 @@ pub fn execute(
     plan: &Plan,
     opts: &SweepOptions,
 ) -> Result<SweepOutcome, SchedulerError> {
-    let per_run = opts.devices_per_run.max(1);
+    // With GPUs, a run also waits for as many free ones as it takes.
     let slots = if opts.devices.is_empty() {
         opts.jobs.max(1)
     } else {
-        opts.jobs.max(1).min(opts.devices.len() / per_run).max(1)
+        opts.jobs.max(1).min(opts.devices.len())
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut free_devices: VecDeque<String> = opts.devices.iter().cloned().collect();
@@ -221,14 +221,16 @@ pub fn execute(
                 .iter()
                 .position(|&i| def.runs[i].needs().values().all(|d| done.contains(d)));
             let Some(pos) = ready else { break };
+            let peers = peers_of(&def.runs[waiting[pos]], opts);
+            if !opts.devices.is_empty() && free_devices.len() < peers {
+                break; // its GPUs are still leased to running runs
+            }
             let i = waiting.remove(pos);
             let run = &def.runs[i];
-            let devices: Vec<String> = if free_devices.is_empty() {
+            let devices: Vec<String> = if opts.devices.is_empty() {
                 Vec::new()
             } else {
-                free_devices
-                    .drain(..per_run.min(free_devices.len()))
-                    .collect()
+                free_devices.drain(..peers).collect()
             };
             let leased: usize = running.values().map(|w| w.cores).sum();
             let lease = (cores.saturating_sub(leased) / starting.max(1)).max(1);
@@ -344,6 +346,33 @@ pub fn execute(
     Ok(outcome)
 }
 
+/// Data-parallel peers of a run: its spec's `model.devices`, else the sweep's default.
+fn peers_of(run: &crate::PlannedRun, opts: &SweepOptions) -> usize {
+    match run.spec.model.devices {
+        0 => opts.devices_per_run.max(1),
+        n => n as usize,
+    }
+}
+
+/// The runs that ask for more of the sweep's `devices` GPUs than there are (`per_run` by
+/// default): they could never start.
+pub fn unplaceable(def: &SweepDef, devices: usize, per_run: usize) -> Vec<(RunId, usize)> {
+    if devices == 0 {
+        return Vec::new();
+    }
+    def.runs
+        .iter()
+        .map(|r| {
+            let n = match r.spec.model.devices {
+                0 => per_run.max(1),
+                n => n as usize,
+            };
+            (r.id.clone(), n)
+        })
+        .filter(|(_, n)| *n > devices)
+        .collect()
+}
+
 enum StartError {
     AlreadyRunning,
     Other(SchedulerError),
@@ -403,7 +432,7 @@ fn start(
         results_dir: opts.results_dir.clone(),
         needs,
         backend: opts.backend.clone(),
-        peers: opts.devices_per_run.max(1),
+        peers: peers_of(run, opts),
     };
     let job_file = dir.join(format!("job-{attempt}.json"));
     std::fs::write(

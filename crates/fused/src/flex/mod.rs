@@ -18,6 +18,7 @@ use burn::backend::Flex;
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::tensor::ops::{BoolTensor, FloatTensor};
 use burn::tensor::{Bytes, DType, Shape, TensorMetadata};
+use rayon::prelude::*;
 
 use crate::{
     Act, AdamWStep, FusedBackend, LayerNormGrads, LinearGrads, LinearWants, Mode, reference,
@@ -280,6 +281,20 @@ impl FusedBackend for Flex {
             );
         }
         norm::layer_norm_backward(x, gamma, mean, rstd, dy, has_beta, wants)
+    }
+
+    fn fused_residual(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        if !native(&[&a, &b]) {
+            return <Self as burn::tensor::ops::FloatTensorOps<Self>>::float_add(a, b);
+        }
+        let mut a = owned(a);
+        let b = dense(b);
+        let n = a.layout().num_elements();
+        a.try_storage_mut::<f32>().expect("owned")[..n]
+            .par_chunks_mut(1 << 14)
+            .zip(slice(&b).par_chunks(1 << 14))
+            .for_each(|(x, y)| math::add_assign(x, y));
+        a
     }
 
     fn fused_softmax(x: FloatTensor<Self>) -> FloatTensor<Self> {

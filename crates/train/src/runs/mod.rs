@@ -51,6 +51,7 @@ pub(crate) fn on_backend(
     reporter: &mut Reporter,
 ) -> Result<(), RunError> {
     use burn::backend::Autodiff;
+    use burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing;
     let job = &with_pretrained(job)?;
     let precision = job.spec.model.precision.as_str();
     if !["f32", "bf16", "f16"].contains(&precision) {
@@ -58,29 +59,31 @@ pub(crate) fn on_backend(
             "model.precision `{precision}`: expected f32, bf16 or f16"
         )));
     }
+    // Gradient checkpointing is burn's balanced strategy: a type parameter of autodiff.
+    macro_rules! run {
+        ($inner:ty) => {
+            if job.spec.model.checkpointing {
+                body.run::<Autodiff<$inner, BalancedCheckpointing>>(
+                    job,
+                    reporter,
+                    &Default::default(),
+                )
+            } else {
+                body.run::<Autodiff<$inner>>(job, reporter, &Default::default())
+            }
+        };
+    }
     match (job.backend.as_str(), precision) {
-        ("cpu", "f32") => {
-            body.run::<Autodiff<burn::backend::Flex>>(job, reporter, &Default::default())
-        }
+        ("cpu", "f32") => run!(burn::backend::Flex),
         ("cpu", p) => Err(fail(format!(
             "model.precision `{p}`: the CPU backend computes in f32 only (bf16/f16 need --backend cuda)"
         ))),
         #[cfg(feature = "cuda")]
-        ("cuda", "f32") => {
-            body.run::<Autodiff<burn::backend::Cuda<f32>>>(job, reporter, &Default::default())
-        }
+        ("cuda", "f32") => run!(burn::backend::Cuda<f32>),
         #[cfg(feature = "cuda")]
-        ("cuda", "bf16") => body.run::<Autodiff<burn::backend::Cuda<burn::tensor::bf16>>>(
-            job,
-            reporter,
-            &Default::default(),
-        ),
+        ("cuda", "bf16") => run!(burn::backend::Cuda<burn::tensor::bf16>),
         #[cfg(feature = "cuda")]
-        ("cuda", _) => body.run::<Autodiff<burn::backend::Cuda<burn::tensor::f16>>>(
-            job,
-            reporter,
-            &Default::default(),
-        ),
+        ("cuda", _) => run!(burn::backend::Cuda<burn::tensor::f16>),
         (b, _) => Err(fail(format!(
             "backend `{b}` is not in this build (CUDA needs `--features cuda`)"
         ))),
