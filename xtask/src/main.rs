@@ -1,5 +1,6 @@
 //! `cargo xtask`: the text4vis-rs command line.
 
+mod alloc;
 mod backend;
 mod bench;
 mod clip_cmd;
@@ -16,7 +17,7 @@ use anyhow::Result;
 /// mimalloc: clips and batches are large, short-lived buffers; the system allocator maps and
 /// unmaps them on every batch (a quarter of the loader's time in page faults).
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: alloc::Counting<mimalloc::MiMalloc> = alloc::Counting::new(mimalloc::MiMalloc);
 
 unsafe extern "C" {
     fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
@@ -100,11 +101,13 @@ enum Cmd {
     Data(data_cmd::DataArgs),
     /// Embed texts and/or images with a CLIP checkpoint into a safetensors file.
     Embed(clip_cmd::EmbedArgs),
-    /// Benchmarks: `engine` (planning, resume, listing at 10,000 runs), `clip` (image tower vs
-    /// PyTorch). All when no name is given.
+    /// Benchmarks against their peers (PyTorch, scikit-learn, PIL), measured in the same
+    /// command (BENCHMARKS.md keeps the figures). All when no name is given.
     Bench {
         /// Which benchmark.
-        #[arg(value_parser = clap::builder::PossibleValuesParser::new(bench::NAMES))]
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(
+            bench::BENCHES.iter().map(|b| clap::builder::PossibleValue::new(b.name).help(b.about))
+        ))]
         name: Option<String>,
         /// Runs in the engine benchmark's sweep.
         #[arg(long, default_value_t = 10_000)]

@@ -82,11 +82,22 @@ pub fn run(results: &Path, args: &SweepArgs, registry: &Registry) -> Result<i32>
         })?;
     }
     backend::check(&args.backend)?;
-    let too_big = t4v_sweep::unplaceable(&def, args.devices.len(), args.devices_per_run as usize);
+    let gpus = if args.backend == "cpu" {
+        0
+    } else if args.devices.is_empty() {
+        1
+    } else {
+        args.devices.len()
+    };
+    let too_big = t4v_sweep::unplaceable(&def, gpus, args.devices_per_run as usize);
     if let Some((id, n)) = too_big.first() {
         anyhow::bail!(
-            "run {id} takes {n} GPUs (model.devices or --devices-per-run) but --devices lists {}{}",
-            args.devices.len(),
+            "run {id} takes {n} GPUs (model.devices or --devices-per-run) but {}{}",
+            if args.devices.is_empty() {
+                "no --devices are listed (one GPU)".to_string()
+            } else {
+                format!("--devices lists {}", args.devices.len())
+            },
             if too_big.len() > 1 {
                 format!(" ({} more runs like it)", too_big.len() - 1)
             } else {

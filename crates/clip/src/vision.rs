@@ -112,23 +112,22 @@ impl<B: Backend> VisionTransformer<B> {
 impl<B: FusedBackend> VisionTransformer<B> {
     /// `pixels`: `[N, C, H, W]`, normalised, H = W = the configured image size.
     pub fn forward(&self, pixels: Tensor<B, 4>) -> VisionOutput<B> {
-        let [n, c, h, w] = pixels.dims();
+        let [n, _, h, w] = pixels.dims();
         assert!(
             h == self.image_size && w == self.image_size,
             "CLIP vision tower: images must be {0}×{0}, got {h}×{w}",
             self.image_size
         );
         let p = self.patch_size;
-        let g = h / p;
         let width = self.class_embedding.dims()[0];
-        // [N, C, g, p, g, p] → [N, g, g, C, p, p] → [N, g², C·p·p]: the conv's receptive fields.
-        let patches = pixels
-            .reshape([n, c, g, p, g, p])
-            .permute([0, 2, 4, 1, 3, 5])
-            .reshape([n * g * g, c * p * p]);
-        let x = patches
-            .matmul(self.patch_embedding.val())
-            .reshape([n, g * g, width]);
+        // [N, g², C·p·p]: the conv's receptive fields, one product with the patch weights.
+        let patches = t4v_fused::patchify(pixels, p);
+        let x = t4v_fused::linear(
+            patches,
+            self.patch_embedding.val(),
+            None,
+            t4v_fused::Act::Identity,
+        );
         let cls = self
             .class_embedding
             .val()

@@ -303,6 +303,26 @@ fn layer_norm_node<B: FusedBackend, C: CheckpointStrategy, const N: usize>(
 }
 
 #[derive(Debug)]
+struct PatchifyOp;
+
+impl<B: FusedBackend> Backward<B, 1> for PatchifyOp {
+    type State = (usize, [usize; 4]);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let dy = grads.consume::<B>(&ops.node);
+        let (p, shape) = ops.state;
+        if let Some(node) = &ops.parents[0] {
+            grads.register::<B>(node.id, crate::reference::unpatchify::<B>(dy, p, shape));
+        }
+    }
+}
+
+#[derive(Debug)]
 struct ResidualOp;
 
 impl<B: FusedBackend> Backward<B, 2> for ResidualOp {
@@ -403,6 +423,21 @@ impl<B: FusedBackend, C: CheckpointStrategy> FusedBackend for Autodiff<B, C> {
         match beta {
             Some(beta) => layer_norm_node::<B, C, 3>(vec![x, gamma, beta], eps),
             None => layer_norm_node::<B, C, 2>(vec![x, gamma], eps),
+        }
+    }
+
+    fn fused_patchify(pixels: FloatTensor<Self>, p: usize) -> FloatTensor<Self> {
+        use burn::tensor::TensorMetadata;
+        let shape: [usize; 4] = pixels.shape().dims();
+        match PatchifyOp
+            .prepare::<C>([pixels.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                prep.finish((p, shape), B::fused_patchify(pixels.primitive, p))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::fused_patchify(pixels.primitive, p)),
         }
     }
 

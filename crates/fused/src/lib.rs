@@ -232,6 +232,13 @@ pub trait FusedBackend: Backend {
         reference::softmax::<Self>(x)
     }
 
+    /// Images `[N, C, H, W]` → their `p × p` patches `[N, (H/p)·(W/p), C·p·p]` (row-major
+    /// patches, each `C, p, p` flattened): the input of a stride-p patch convolution as a
+    /// product.
+    fn fused_patchify(pixels: FloatTensor<Self>, p: usize) -> FloatTensor<Self> {
+        reference::patchify::<Self>(pixels, p)
+    }
+
     /// `a + b` of equal shapes: a transformer's residual connection.
     fn fused_residual(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::float_add(a, b)
@@ -363,6 +370,20 @@ pub fn layer_norm<B: FusedBackend, const D: usize>(
         ))
     };
     y.reshape(dims)
+}
+
+/// Images `[N, C, H, W]` → patches `[N, (H/p)·(W/p), C·p·p]` (see
+/// [`FusedBackend::fused_patchify`]).
+pub fn patchify<B: FusedBackend>(pixels: Tensor<B, 4>, p: usize) -> Tensor<B, 3> {
+    let [_, _, h, w] = pixels.dims();
+    assert!(
+        p > 0 && h % p == 0 && w % p == 0,
+        "patchify: {h}×{w} images do not split into {p}-pixel patches"
+    );
+    if mode() == Mode::Decomposed {
+        return tensor(reference::patchify::<B>(prim(pixels), p));
+    }
+    tensor(B::fused_patchify(prim(pixels), p))
 }
 
 /// `x + f(x)`, a residual connection: one operation (in parallel on flex), and what gradient

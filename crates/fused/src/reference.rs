@@ -343,3 +343,29 @@ pub fn adamw_step<B: Backend>(
     };
     (prim(p - delta.mul_scalar(s.lr)), prim(m1), prim(m2))
 }
+
+pub fn patchify<B: Backend>(pixels: FloatTensor<B>, p: usize) -> FloatTensor<B> {
+    let x: Tensor<B, 4> = tensor(pixels);
+    let [n, c, h, w] = x.dims();
+    let (gh, gw) = (h / p, w / p);
+    prim(
+        x.reshape([n, c, gh, p, gw, p])
+            .permute([0, 2, 4, 1, 3, 5])
+            .reshape([n, gh * gw, c * p * p]),
+    )
+}
+
+/// The inverse of [`patchify`] (its backward): patches → images `[n, c, h, w]`.
+pub fn unpatchify<B: Backend>(
+    patches: FloatTensor<B>,
+    p: usize,
+    [n, c, h, w]: [usize; 4],
+) -> FloatTensor<B> {
+    let x: Tensor<B, 3> = tensor(patches);
+    let (gh, gw) = (h / p, w / p);
+    prim(
+        x.reshape([n, gh, gw, c, p, p])
+            .permute([0, 3, 1, 4, 2, 5])
+            .reshape([n, c, h, w]),
+    )
+}

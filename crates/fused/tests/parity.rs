@@ -274,6 +274,23 @@ fn softmax_of_rows() {
 }
 
 #[test]
+fn patches_of_images() {
+    let mut rng = Rng(9);
+    for &(n, c, side, p) in &[(1, 1, 4, 2), (2, 3, 32, 4), (3, 3, 224, 32)] {
+        let inputs = vec![(rng.vec(n * c * side * side, 1.0), [n, c, side, side])];
+        let g = side / p;
+        let f = move |t: Vec<Tensor<AD, 4>>| t4v_fused::patchify(t[0].clone(), p);
+        check(
+            &format!("patchify {n}×{c}×{side}² p={p}"),
+            &inputs,
+            n * g * g * c * p * p,
+            &f,
+            &mut rng,
+        );
+    }
+}
+
+#[test]
 fn residual_sum() {
     let mut rng = Rng(8);
     for &(m, d) in &[(1, 1), (7, 5), (300, 768)] {

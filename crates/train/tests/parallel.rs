@@ -184,10 +184,10 @@ fn contrastive_pretraining_on_two_peers_matches_one() {
     let loss = |m: &ClipModel<AD>, ctx: &PeerCtx<'_, AD>, s: usize| {
         let rows = ctx.rows.clone();
         let at = s * b + rows.start;
-        let x = Tensor::<AD, 4>::from_data(
+        let x = Tensor::<AD, 5>::from_data(
             TensorData::new(
                 pixels[at * per..(at + rows.len()) * per].to_vec(),
-                [rows.len(), 3, side, side],
+                [rows.len(), 1, 3, side, side],
             ),
             ctx.device,
         );
@@ -198,17 +198,7 @@ fn contrastive_pretraining_on_two_peers_matches_one() {
             ),
             ctx.device,
         );
-        let v = ctx
-            .gather_rows(t4v_clip::normalize(m.encode_image(x)))
-            .unwrap();
-        let t = ctx
-            .gather_rows(t4v_clip::normalize(m.encode_text(t)))
-            .unwrap();
-        let scale = ctx.once(m.logit_scale.val()).exp().unsqueeze::<2>();
-        let logits = v.matmul(t.transpose()) * scale;
-        let y = Tensor::<AD, 1, Int>::arange(0..ctx.batch as i64, ctx.device);
-        let ce = CrossEntropyLossConfig::new().init(ctx.device);
-        (ce.forward(logits.clone(), y.clone()) + ce.forward(logits.transpose(), y)) / 2.0
+        t4v_train::runs::contrastive_loss(m, ctx, x, t, 100f64.ln()).unwrap()
     };
     let one = train(1, tiny_clip(&device), 1, 2, b, loss);
     let two = train(2, tiny_clip(&device), 1, 2, b, loss);

@@ -38,7 +38,7 @@ pub(crate) fn step(
         c2: 1f32 - s.beta_2.powi(t),
         eps: s.epsilon,
         lr: s.lr as f32,
-        keep: (decay != 0.0).then(|| (1.0 - decay) as f32),
+        keep: (decay != 0.0).then_some((1.0 - decay) as f32),
         first,
     };
     {

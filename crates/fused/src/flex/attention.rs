@@ -97,7 +97,8 @@ pub(crate) fn forward(
     let g = Geometry::of(&qkv, heads);
     let mask = mask.map(mask_bits);
     let base = Base(slice(&qkv).as_ptr());
-    let mut out = buffer(g.n * g.l * g.d);
+    // Every (sequence, head) task writes its block of `out` (all of it) by a product.
+    let mut out: Vec<f32> = Vec::with_capacity(g.n * g.l * g.d);
     let mut lse = want_lse.then(|| buffer(g.n * heads * g.l));
     let out_p = Out(out.as_mut_ptr());
     let lse_p = lse.as_mut().map(|v| Out(v.as_mut_ptr()));
@@ -124,6 +125,8 @@ pub(crate) fn forward(
             };
         },
     );
+    // SAFETY: the tasks above wrote every element.
+    unsafe { out.set_len(g.n * g.l * g.d) };
     (
         from_vec(out, &[g.n, g.l, g.d]),
         lse.map(|v| from_vec(v, &[g.n, heads, g.l])),
@@ -145,7 +148,8 @@ pub(crate) fn backward(
     let mask = mask.map(mask_bits);
     let base = Base(slice(&qkv).as_ptr());
     let (out_s, lse_s, dout_s) = (slice(&out), slice(&lse), slice(&dout));
-    let mut dqkv = buffer(g.n * g.l * 3 * g.d);
+    // Every task writes its head's Q, K and V blocks of dqkv (all of it) by products.
+    let mut dqkv: Vec<f32> = Vec::with_capacity(g.n * g.l * 3 * g.d);
     let dp = Out(dqkv.as_mut_ptr());
     (0..g.n * heads).into_par_iter().for_each_init(
         || (buffer(g.l * g.l), buffer(g.l * g.l), buffer(g.l)),
@@ -208,5 +212,7 @@ pub(crate) fn backward(
             }
         },
     );
+    // SAFETY: the tasks above wrote every element.
+    unsafe { dqkv.set_len(g.n * g.l * 3 * g.d) };
     from_vec(dqkv, &[g.n, g.l, 3 * g.d])
 }

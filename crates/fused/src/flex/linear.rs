@@ -6,7 +6,7 @@ use burn::backend::flex::FlexTensor;
 use rayon::prelude::*;
 
 use super::gemm::gemm;
-use super::{Mat, buffer, dense, dims, from_vec, math, rows_per_task, slice};
+use super::{Mat, dense, dims, filled, from_vec, math, rows_per_task, slice};
 use crate::{Act, LinearGrads, LinearWants};
 
 fn concat_biases(biases: &[FlexTensor]) -> Option<Vec<f32>> {
@@ -32,34 +32,33 @@ pub(crate) fn forward(
     let a = Mat::of(&x);
     let m = a.rows;
     let n: usize = weights.iter().map(|w| dims(w)[1]).sum();
-    let mut y = buffer(m * n);
-    let mut off = 0;
-    for w in weights {
-        let b = Mat::of(w);
-        assert_eq!(
-            b.rows, a.cols,
-            "linear: weight rows {} for inputs of width {}",
-            b.rows, a.cols
-        );
-        // SAFETY: columns off..off+b.cols of the m × n buffer, written by this call alone.
-        unsafe { gemm(y.as_mut_ptr().add(off), n, false, a, b, 1.0) };
-        off += b.cols;
-    }
+    // SAFETY: the products write columns off..off + cols of every row, covering all n.
+    let mut y = unsafe {
+        filled(m * n, |y| {
+            let mut off = 0;
+            for w in weights {
+                let b = Mat::of(w);
+                assert_eq!(
+                    b.rows, a.cols,
+                    "linear: weight rows {} for inputs of width {}",
+                    b.rows, a.cols
+                );
+                gemm(y.add(off), n, false, a, b, 1.0);
+                off += b.cols;
+            }
+        })
+    };
     let bias = concat_biases(biases);
-    let keep_pre = keep_pre && act != Act::Identity;
-    let mut pre = keep_pre.then(|| buffer(m * n));
-    if bias.is_some() || act != Act::Identity {
-        let rows = rows_per_task(n);
-        let b = bias.as_deref();
-        match pre.as_mut() {
-            Some(p) => y
-                .par_chunks_mut(rows * n)
-                .zip(p.par_chunks_mut(rows * n))
-                .for_each(|(yc, pc)| math::bias_act(yc, b, act, Some(pc))),
-            None => y
-                .par_chunks_mut(rows * n)
-                .for_each(|yc| math::bias_act(yc, b, act, None)),
-        }
+    let rows = rows_per_task(n);
+    if let Some(b) = &bias {
+        y.par_chunks_mut(rows * n)
+            .for_each(|yc| math::bias_act(yc, Some(b), Act::Identity, None));
+    }
+    // The pre-activation, when the backward needs it: a copy before the activation.
+    let pre = (keep_pre && act != Act::Identity).then(|| y.clone());
+    if act != Act::Identity {
+        y.par_chunks_mut(rows * n)
+            .for_each(|yc| math::bias_act(yc, None, act, None));
     }
     (from_vec(y, &[m, n]), pre.map(|p| from_vec(p, &[m, n])))
 }
@@ -128,23 +127,29 @@ pub(crate) fn backward(
         ..d
     };
     if wants.x {
-        let mut dx = buffer(m * k);
-        let mut off = 0;
-        for (i, w) in weights.iter().enumerate() {
-            let wm = Mat::of(w);
-            // SAFETY: dx is m × k, ours.
-            unsafe { gemm(dx.as_mut_ptr(), k, i > 0, part(off, wm.cols), wm.t(), 1.0) };
-            off += wm.cols;
-        }
+        // SAFETY: the first product writes all of dx (m × k), the others add to it.
+        let dx = unsafe {
+            filled(m * k, |dx| {
+                let mut off = 0;
+                for (i, w) in weights.iter().enumerate() {
+                    let wm = Mat::of(w);
+                    gemm(dx, k, i > 0, part(off, wm.cols), wm.t(), 1.0);
+                    off += wm.cols;
+                }
+            })
+        };
         grads.x = Some(from_vec(dx, &[m, k]));
     }
     if wants.weights {
         let mut off = 0;
         for w in weights {
             let cols = dims(w)[1];
-            let mut dw = buffer(k * cols);
-            // SAFETY: dw is k × cols, ours.
-            unsafe { gemm(dw.as_mut_ptr(), cols, false, a.t(), part(off, cols), 1.0) };
+            // SAFETY: the product writes all of dw (k × cols).
+            let dw = unsafe {
+                filled(k * cols, |dw| {
+                    gemm(dw, cols, false, a.t(), part(off, cols), 1.0)
+                })
+            };
             grads.weights.push(from_vec(dw, &[k, cols]));
             off += cols;
         }

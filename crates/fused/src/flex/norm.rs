@@ -58,8 +58,8 @@ pub(crate) fn layer_norm_backward(
                 .par_chunks(rows)
                 .zip(slice(&rstd).par_chunks(rows)),
         );
-    let task = |((xc, gc), (mc, rc)): ((&[f32], &[f32]), (&[f32], &[f32])),
-                dxc: Option<&mut [f32]>| {
+    type Rows<'a> = ((&'a [f32], &'a [f32]), (&'a [f32], &'a [f32]));
+    let task = |((xc, gc), (mc, rc)): Rows<'_>, dxc: Option<&mut [f32]>| {
         let (mut dg, mut db, mut xhat) = (vec![0.0; d], vec![0.0; d], vec![0.0; d]);
         math::layer_norm_grad_rows(xc, gc, g, mc, rc, dxc, &mut dg, &mut db, &mut xhat);
         (dg, db)

@@ -20,7 +20,7 @@ use t4v_video::loader::{ClipSource, LoaderConfig, Mode, OnError, epoch, multi_vi
 
 pub use eval::EvalRun;
 pub use features::FeaturesRun;
-pub use pretrain::{CAPTION_TEMPLATES, PretrainRun};
+pub use pretrain::{CAPTION_TEMPLATES, PretrainRun, SmallClip, contrastive_loss};
 pub use probe::ProbeRun;
 pub use train::TrainRun;
 pub use zero_shot::ZeroShotRun;

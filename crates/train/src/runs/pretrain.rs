@@ -27,7 +27,7 @@ use super::{
 };
 use crate::classifier::CosineClassifier;
 use crate::metrics::accuracy;
-use crate::parallel::{Replicas, peer_threads};
+use crate::parallel::{PeerCtx, Replicas, peer_threads};
 use crate::schedule::WarmupCosine;
 
 pub struct PretrainRun;
@@ -122,51 +122,73 @@ fn param(job: &Job, name: &str) -> Result<usize, RunError> {
     Ok(job.param_u64(name)? as usize)
 }
 
+/// The shape of a CLIP pretrained from scratch: the same width, depth and heads for both
+/// towers, QuickGELU, a `context`-token text tower over `vocab` words, `image`-pixel frames cut
+/// in `patch`-pixel patches, an `embed`-wide joint space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SmallClip {
+    pub width: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub patch: usize,
+    pub embed: usize,
+    pub context: usize,
+    pub vocab: usize,
+    pub image: usize,
+}
+
+impl SmallClip {
+    /// Its config, with the word-level tokenizer's special ids.
+    pub fn config(&self) -> Result<ClipConfig, String> {
+        let c = ClipConfig {
+            text_config: TextConfig {
+                vocab_size: self.vocab,
+                hidden_size: self.width,
+                intermediate_size: 4 * self.width,
+                num_hidden_layers: self.layers,
+                num_attention_heads: self.heads,
+                max_position_embeddings: self.context,
+                hidden_act: Activation::QuickGelu,
+                layer_norm_eps: 1e-5,
+                bos_token_id: 2,
+                pad_token_id: 0,
+                eos_token_id: 3,
+                projection_dim: Some(self.embed),
+            },
+            vision_config: VisionConfig {
+                hidden_size: self.width,
+                intermediate_size: 4 * self.width,
+                num_hidden_layers: self.layers,
+                num_attention_heads: self.heads,
+                num_channels: 3,
+                image_size: self.image,
+                patch_size: self.patch,
+                hidden_act: Activation::QuickGelu,
+                layer_norm_eps: 1e-5,
+                projection_dim: Some(self.embed),
+            },
+            projection_dim: self.embed,
+            logit_scale_init_value: (1.0f64 / 0.07).ln(),
+        };
+        c.validate()?;
+        Ok(c)
+    }
+}
+
 /// The model's config from the run's parameters.
 fn config(job: &Job, vocab: usize) -> Result<ClipConfig, RunError> {
-    let (width, layers, heads) = (
-        param(job, "width")?,
-        param(job, "layers")?,
-        param(job, "heads")?,
-    );
-    let (patch, embed, context) = (
-        param(job, "patch")?,
-        param(job, "embed_dim")?,
-        param(job, "context")?,
-    );
-    let c = ClipConfig {
-        text_config: TextConfig {
-            vocab_size: vocab,
-            hidden_size: width,
-            intermediate_size: 4 * width,
-            num_hidden_layers: layers,
-            num_attention_heads: heads,
-            max_position_embeddings: context,
-            hidden_act: Activation::QuickGelu,
-            layer_norm_eps: 1e-5,
-            bos_token_id: 2,
-            pad_token_id: 0,
-            eos_token_id: 3,
-            projection_dim: Some(embed),
-        },
-        vision_config: VisionConfig {
-            hidden_size: width,
-            intermediate_size: 4 * width,
-            num_hidden_layers: layers,
-            num_attention_heads: heads,
-            num_channels: 3,
-            image_size: job.spec.model.input_size as usize,
-            patch_size: patch,
-            hidden_act: Activation::QuickGelu,
-            layer_norm_eps: 1e-5,
-            projection_dim: Some(embed),
-        },
-        projection_dim: embed,
-        logit_scale_init_value: (1.0f64 / 0.07).ln(),
-    };
-    c.validate()
-        .map_err(|m| fail(format!("pretrain parameters: {m}")))?;
-    Ok(c)
+    SmallClip {
+        width: param(job, "width")?,
+        layers: param(job, "layers")?,
+        heads: param(job, "heads")?,
+        patch: param(job, "patch")?,
+        embed: param(job, "embed_dim")?,
+        context: param(job, "context")?,
+        vocab,
+        image: job.spec.model.input_size as usize,
+    }
+    .config()
+    .map_err(|m| fail(format!("pretrain parameters: {m}")))
 }
 
 /// The videos of one epoch in an order whose consecutive chunks of `batch` hold distinct
@@ -198,6 +220,31 @@ fn distinct_class_order(
             out.push(by_class[c].pop().expect("live classes have videos").clone());
         }
     }
+}
+
+/// CLIP's symmetric InfoNCE of a batch of caption/video pairs split over data-parallel peers
+/// (`pixels` `[rows, T, 3, H, W]` and `ids` `[rows, L]` are this peer's rows): the loss of the
+/// whole batch, on every peer, each differentiating its own rows and the logit scale
+/// (clamped at `max_scale`, its log) counted once.
+pub fn contrastive_loss<B: FusedAutodiffBackend>(
+    model: &ClipModel<B>,
+    ctx: &PeerCtx<'_, B>,
+    pixels: Tensor<B, 5>,
+    ids: Tensor<B, 2, Int>,
+    max_scale: f64,
+) -> Result<Tensor<B, 1>, RunError> {
+    let v = t4v_clip::normalize(embed_videos(model, pixels));
+    let t = t4v_clip::normalize(model.encode_text(ids));
+    let (v, t) = (ctx.gather_rows(v)?, ctx.gather_rows(t)?);
+    let scale = ctx
+        .once(model.logit_scale.val())
+        .clamp_max(max_scale)
+        .exp()
+        .unsqueeze::<2>();
+    let logits = v.matmul(t.transpose()) * scale;
+    let y = Tensor::<B, 1, Int>::arange(0..ctx.batch as i64, ctx.device);
+    let ce = CrossEntropyLossConfig::new().init(ctx.device);
+    Ok((ce.forward(logits.clone(), y.clone()) + ce.forward(logits.transpose(), y)) / 2.0)
 }
 
 /// Video embeddings `[B, D]`: the frames' image embeddings, averaged.
@@ -360,24 +407,9 @@ fn pretrain<B: FusedAutodiffBackend>(
                     TensorData::new(b.pixels[rows.start * per..rows.end * per].to_vec(), shape),
                     ctx.device,
                 );
-                let v = t4v_clip::normalize(embed_videos(m, x));
                 let caps = &captions[first + rows.start..first + rows.end];
-                let t = t4v_clip::normalize(m.encode_text(ids::<B>(&tokenizer, caps, ctx.device)?));
-                // The loss of the whole batch, on every peer: each differentiates its own
-                // rows, and the logit scale once.
-                let (v, t) = (ctx.gather_rows(v)?, ctx.gather_rows(t)?);
-                let scale = ctx
-                    .once(m.logit_scale.val())
-                    .clamp_max(max_scale)
-                    .exp()
-                    .unsqueeze::<2>();
-                let logits = v.matmul(t.transpose()) * scale;
-                let y = Tensor::<B, 1, Int>::arange(0..n as i64, ctx.device);
-                let ce = CrossEntropyLossConfig::new().init(ctx.device);
-                Ok(
-                    (ce.forward(logits.clone(), y.clone()) + ce.forward(logits.transpose(), y))
-                        / 2.0,
-                )
+                let ids = ids::<B>(&tokenizer, caps, ctx.device)?;
+                contrastive_loss(m, ctx, x, ids, max_scale)
             })?;
             let value = values[0];
             if !value.is_finite() {

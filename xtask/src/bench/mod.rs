@@ -1,85 +1,141 @@
-//! `bench`: benchmarks, printed one line per measurement.
-//!
-//! - `engine`: planning a sweep of N runs, registering it, the resume check against a store
-//!   that holds it, and `runs --json` over it (the command as a user runs it).
-//! - `clip`: the CLIP image tower (ViT-B/32 shapes, random weights, batch 8, 224²) on each CPU
-//!   backend of the build, against PyTorch on the same machine and thread count.
-//! - `data`: training clips from JPEG folders against a PIL pipeline.
-//! - `lda`: the LDA init's fit at K400 scale (N = 24,000, D = 512, C = 400) against
-//!   scikit-learn on the same data.
-//! - `train`: the training step on every backend of the build — the loss of the tiny synthetic
-//!   configuration (CPU against CUDA: the same numbers within a stated tolerance) and the
-//!   throughput of a ViT-B/16-sized 8-frame forward/backward/step.
-//! - `report`: the tables of a sweep of 10,000 runs with 30-epoch series, whole command.
-//! - `probe`: a sweep of `probe` runs (6 inits × 3 seeds) on cached synthetic features, through
-//!   the command line as a user runs it.
+//! `bench`: benchmarks, printed one line per measurement; [`BENCHES`] lists them (it is what
+//! `--help` shows and what `bench` with no name runs, in order). Compute benchmarks measure
+//! their peer — PyTorch 2.x from PyPI (`T4V_PYTHON`, default `/opt/t4v-ref/bin/python`) — in
+//! the same command, over several rounds (`T4V_BENCH_ROUNDS`, default 5), and print the median
+//! with the range.
+
+mod compute;
 
 use std::time::Instant;
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
-use burn::tensor::{Distribution, Tensor, backend::Backend};
-use t4v_clip::{ClipConfig, ClipModel};
 use t4v_core::Registry;
 use t4v_store::Store;
 use t4v_sweep::Plan;
 
-pub const NAMES: &[&str] = &["engine", "clip", "data", "lda", "probe", "report", "train"];
+/// A benchmark: its name on the command line, what it measures, and its body.
+pub struct Bench {
+    pub name: &'static str,
+    pub about: &'static str,
+    run: fn(&Ctx) -> Result<()>,
+}
 
+/// What benchmark bodies are given.
+pub struct Ctx<'a> {
+    /// Runs in the engine and report benchmarks' sweeps.
+    pub runs: usize,
+    pub registry: &'a Registry,
+}
+
+pub static BENCHES: &[Bench] = &[
+    Bench {
+        name: "engine",
+        about: "planning a sweep of --runs runs, registering it, the resume check against a store that holds it, and `runs --json` over it",
+        run: |c| engine(c.runs, c.registry),
+    },
+    Bench {
+        name: "gemm",
+        about: "the matrix products of the models' layers: the fused kernels' split products, the gemm crate's own threading (flex's matmul), and PyTorch's (MKL)",
+        run: |_| compute::gemm(),
+    },
+    Bench {
+        name: "clip",
+        about: "the CLIP image tower (ViT-B/32, random weights, batch 8, 224²): fused, decomposed (the path before fusion), PyTorch",
+        run: |_| compute::clip(),
+    },
+    Bench {
+        name: "train",
+        about: "the ViT-B/16 8-frame training step (forward, backward, AdamW) against PyTorch, with and without gradient checkpointing (peak memory), and the tiny configuration's loss on every backend of the build (CPU against CUDA)",
+        run: |_| compute::train(),
+    },
+    Bench {
+        name: "pretrain",
+        about: "the quickstart's pretraining step (96 caption/video pairs, a 64-wide CLIP) on 1 and 2 data-parallel peers against PyTorch",
+        run: |_| compute::pretrain(),
+    },
+    Bench {
+        name: "data",
+        about: "training clips from JPEG folders against a PIL pipeline",
+        run: |_| data(),
+    },
+    Bench {
+        name: "lda",
+        about: "the LDA init's fit at K400 scale (N = 24,000, D = 512, C = 400) against scikit-learn",
+        run: |_| lda(),
+    },
+    Bench {
+        name: "probe",
+        about: "sweeps of `probe` runs (6 inits × 3 seeds) on cached synthetic features through the command line; one run's training against PyTorch",
+        run: |_| probe(),
+    },
+    Bench {
+        name: "report",
+        about: "the tables of a sweep of --runs runs with 30-epoch series, whole command",
+        run: |c| report(c.runs),
+    },
+    Bench {
+        name: "quickstart",
+        about: "the whole quickstart (`sweep experiments/quickstart.rhai --jobs 2`) in a temporary results folder, and its report",
+        run: |_| compute::quickstart(),
+    },
+];
+
+/// Runs the benchmark `name`, or all of them.
 pub fn run(name: Option<&str>, runs: usize, registry: &Registry) -> Result<()> {
-    if name.is_none_or(|n| n == "engine") {
-        engine(runs, registry)?;
-    }
-    if name.is_none_or(|n| n == "clip") {
-        clip()?;
-    }
-    if name.is_none_or(|n| n == "data") {
-        data()?;
-    }
-    if name.is_none_or(|n| n == "lda") {
-        lda()?;
-    }
-    if name.is_none_or(|n| n == "probe") {
-        probe()?;
-    }
-    if name.is_none_or(|n| n == "report") {
-        report(runs)?;
-    }
-    if name.is_none_or(|n| n == "train") {
-        train()?;
+    let ctx = Ctx { runs, registry };
+    for b in BENCHES.iter().filter(|b| name.is_none_or(|n| n == b.name)) {
+        (b.run)(&ctx)?;
     }
     Ok(())
 }
 
-/// Milliseconds per image of the image tower on backend `B`.
-fn clip_ms_per_image<B: t4v_fused::FusedBackend>(iters: usize) -> f64 {
-    let device = B::Device::default();
-    let config = ClipConfig::default();
-    let model = ClipModel::<B>::init_random(&config, 0, &device);
-    let pixels = Tensor::<B, 4>::random([8, 3, 224, 224], Distribution::Normal(0.0, 1.0), &device);
-    let sync = |t: Tensor<B, 2>| t.into_data();
-    sync(model.encode_image(pixels.clone())); // warm-up
-    let t = Instant::now();
-    for _ in 0..iters {
-        sync(model.encode_image(pixels.clone()));
-    }
-    1000.0 * t.elapsed().as_secs_f64() / (iters * 8) as f64
+/// The median and range of a set of measurements.
+#[derive(Clone, Copy, Debug)]
+pub struct Stats {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
 }
 
-/// GFLOP/s of the ViT-B/32 MLP product for a batch of 8 (`[400, 768] · [768, 3072]`), the
-/// operation that dominates the image tower.
-fn gemm_gflops<B: Backend>() -> f64 {
-    let device = B::Device::default();
-    let a = Tensor::<B, 2>::random([400, 768], Distribution::Normal(0.0, 1.0), &device);
-    let b = Tensor::<B, 2>::random([768, 3072], Distribution::Normal(0.0, 1.0), &device);
-    a.clone().matmul(b.clone()).into_data();
-    let iters = 20;
-    let t = Instant::now();
-    for _ in 0..iters {
-        a.clone().matmul(b.clone()).into_data();
+impl Stats {
+    pub fn of(values: &[f64]) -> Stats {
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Stats {
+            median,
+            min: v[0],
+            max: v[n - 1],
+        }
     }
-    2.0 * 400.0 * 768.0 * 3072.0 * iters as f64 / t.elapsed().as_secs_f64() / 1e9
+
+    /// `median (min–max)` with `digits` decimals.
+    pub fn show(&self, digits: usize) -> String {
+        format!(
+            "{:.d$} ({:.d$}–{:.d$})",
+            self.median,
+            self.min,
+            self.max,
+            d = digits
+        )
+    }
+}
+
+/// Rounds of a measured benchmark.
+fn rounds() -> usize {
+    env_number("T4V_BENCH_ROUNDS", 5).max(1)
+}
+
+/// The cores of this machine.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn python() -> String {
@@ -121,66 +177,6 @@ fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn clip() -> Result<()> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let iters: usize = env_number("T4V_BENCH_ITERS", 3);
-    println!(
-        "CLIP image tower, ViT-B/32 shapes, random weights, batch 8, 224², fp32, {threads} threads, {iters} iterations:"
-    );
-    #[allow(unused_mut)]
-    let mut results: Vec<(&str, f64, f64)> = vec![(
-        "burn flex",
-        clip_ms_per_image::<burn::backend::Flex>(iters),
-        gemm_gflops::<burn::backend::Flex>(),
-    )];
-    #[cfg(feature = "ndarray")]
-    results.push((
-        "burn ndarray",
-        clip_ms_per_image::<burn::backend::NdArray>(iters),
-        gemm_gflops::<burn::backend::NdArray>(),
-    ));
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/clip_vision_torch.py");
-    // PyTorch splits threads between its own pool (element-wise ops) and OpenBLAS (GEMM);
-    // giving both the full count oversubscribes the cores. The peer is the faster of the two
-    // ways to use `threads` threads. The machine also pins OpenBLAS to conservative kernels
-    // through OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE; a benchmark peer runs with its best
-    // kernels, so those are dropped for this command alone.
-    let mut torch_ms: Option<f64> = None;
-    for (torch_threads, blas_threads) in [(threads, 1), (1, threads)] {
-        let mut cmd = std::process::Command::new(python());
-        cmd.env_remove("OPENBLAS_CORETYPE")
-            .env_remove("OPENBLAS_L2_SIZE")
-            .env("OPENBLAS_NUM_THREADS", blas_threads.to_string())
-            .env("OMP_NUM_THREADS", torch_threads.to_string())
-            .arg(script)
-            .arg(torch_threads.to_string())
-            .arg(iters.to_string());
-        let Some(v) = peer(&mut cmd, "PyTorch")? else {
-            break;
-        };
-        let ms = v["ms_per_image"].as_f64().context("ms_per_image")?;
-        println!(
-            "  PyTorch {} (transformers CLIPModel), {torch_threads} torch thread(s), {blas_threads} BLAS thread(s): {ms:.1} ms/image",
-            v["torch"].as_str().unwrap_or("?")
-        );
-        torch_ms = Some(torch_ms.map_or(ms, |t: f64| t.min(ms)));
-    }
-    for (name, ms, gflops) in results {
-        match torch_ms {
-            Some(t) => println!(
-                "  {name}: {ms:.1} ms/image — {:.2}× the best PyTorch time (GEMM 400×768·768×3072: {gflops:.0} GFLOP/s)",
-                ms / t
-            ),
-            None => {
-                println!("  {name}: {ms:.1} ms/image (GEMM 400×768·768×3072: {gflops:.0} GFLOP/s)")
-            }
-        }
-    }
-    Ok(())
 }
 
 fn engine(n: usize, registry: &Registry) -> Result<()> {
@@ -585,6 +581,19 @@ fn probe() -> Result<()> {
             took / 18.0
         );
     }
+    let mut cmd = std::process::Command::new(python());
+    cmd.env("OMP_NUM_THREADS", "1")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/probe_torch.py"))
+        .args(["1", &rounds().min(3).to_string()]);
+    if let Some(v) = peer(&mut cmd, "PyTorch")? {
+        let s = compute::peer_stats(&v, "s_per_run")?;
+        println!(
+            "  PyTorch {}: one run of the paper's head (validation every epoch) in one process on 1 thread (as each of the {jobs} workers computes): {} s, so 18 runs on {jobs} cores ≈ {:.1} s",
+            v["torch"].as_str().unwrap_or("?"),
+            s.show(2),
+            18.0 * s.median / jobs as f64
+        );
+    }
     Ok(())
 }
 
@@ -684,159 +693,6 @@ fn report(n: usize) -> Result<()> {
         println!(
             "  `xtask report` (tables: md, tex, csv; {rows} × {cols} cells of {seeds} seeds, cells from the {what}), whole process: {best:.3}s"
         );
-    }
-    Ok(())
-}
-
-/// Two training steps of the tiny synthetic configuration (the tiny-a CLIP fixture, Transf head,
-/// W drawn with seed 7, one fixed batch of 8 synthetic clips of 4 frames): the loss before and
-/// after one AdamW step.
-fn tiny_step<B: t4v_fused::FusedAutodiffBackend>(device: &B::Device) -> Result<(f64, f64)> {
-    use burn::nn::loss::CrossEntropyLossConfig;
-    use burn::tensor::{ElementConversion, TensorData};
-    use t4v_train::CosineClassifier;
-    use t4v_train::model::VideoClassifier;
-    // From the working directory when run from a checkout (or a copy of one on another
-    // machine), else from the source tree this binary was built in.
-    let rel = std::path::Path::new("crates/clip/fixtures/tiny-a");
-    let dir = if rel.exists() {
-        rel.to_path_buf()
-    } else {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/clip/fixtures/tiny-a")
-    };
-    let (clip, _) = ClipModel::<B>::load(&dir, device)?;
-    let d = clip.embed_dim();
-    let w = t4v_inits::to_tensor::<B>(&t4v_inits::random(48, d, 7), device);
-    let scale = clip.logit_scale.val();
-    let model = VideoClassifier {
-        encoder: t4v_train::ClipVideoEncoder::new(clip, "transf", 7).map_err(anyhow::Error::msg)?,
-        classifier: CosineClassifier::new(w, d, true, scale),
-    };
-    let ds = <t4v_datasets::Synthetic as t4v_core::DatasetPlugin>::open(
-        &t4v_datasets::Synthetic,
-        &Default::default(),
-    )?;
-    let source = t4v_datasets::source(ds.as_ref(), "train")?;
-    let cfg = t4v_video::loader::LoaderConfig {
-        batch: 8,
-        frames: 4,
-        mode: t4v_video::loader::Mode::Eval {
-            resize: 37,
-            size: 32,
-        },
-        workers: 1,
-        prefetch: 8,
-        seed: 3,
-        shuffle: true,
-        drop_last: true,
-        on_error: t4v_video::loader::OnError::Fail,
-    };
-    let b = t4v_video::loader::epoch(source, cfg, 0)
-        .next()
-        .context("a batch")??;
-    let x = Tensor::<B, 5>::from_data(TensorData::new(b.pixels, b.shape), device);
-    let y = t4v_train::fit::targets::<B>(&b.labels, device);
-    let ce = CrossEntropyLossConfig::new().init(device);
-    let spec = t4v_core::spec::OptimSpec {
-        lr: 1e-3,
-        clip_ratio: 1.0,
-        ..Default::default()
-    };
-    let mut fitter = t4v_train::fit::Fitter::new(&spec, 1, &model);
-    let loss = ce.forward(model.forward_train(x.clone()), y.clone());
-    let l0: f64 = loss.clone().into_scalar().elem();
-    let model = fitter.backward(model, loss, 1.0, true)?;
-    let l1: f64 = ce.forward(model.forward_train(x), y).into_scalar().elem();
-    Ok((l0, l1))
-}
-
-/// Clips per second of forward + backward + AdamW step of a ViT-B/16-sized video classifier
-/// (random weights, 8 frames of 224², Transf head, 400 classes), `batch` clips per step.
-fn b16_throughput<B: t4v_fused::FusedAutodiffBackend>(
-    device: &B::Device,
-    batch: usize,
-    steps: usize,
-) -> Result<f64> {
-    use burn::nn::loss::CrossEntropyLossConfig;
-    use burn::tensor::{Int, TensorData};
-    use t4v_train::CosineClassifier;
-    use t4v_train::model::VideoClassifier;
-    let mut config = ClipConfig::default();
-    config.vision_config.patch_size = 16;
-    let clip = ClipModel::<B>::init_random(&config, 0, device);
-    let d = clip.embed_dim();
-    let w = t4v_inits::to_tensor::<B>(&t4v_inits::random(400, d, 1), device);
-    let scale = clip.logit_scale.val();
-    let mut model = VideoClassifier {
-        encoder: t4v_train::ClipVideoEncoder::new(clip, "transf", 1).map_err(anyhow::Error::msg)?,
-        classifier: CosineClassifier::new(w, d, true, scale),
-    };
-    let x = Tensor::<B, 5>::random(
-        [batch, 8, 3, 224, 224],
-        Distribution::Normal(0.0, 1.0),
-        device,
-    );
-    let y = Tensor::<B, 1, Int>::from_data(
-        TensorData::new((0..batch as i64).collect::<Vec<_>>(), [batch]),
-        device,
-    );
-    let ce = CrossEntropyLossConfig::new().init(device);
-    let spec = t4v_core::spec::OptimSpec::default();
-    let mut fitter = t4v_train::fit::Fitter::new(&spec, 1, &model);
-    let mut step = |m: VideoClassifier<B>| {
-        let loss = ce.forward(m.forward_train(x.clone()), y.clone());
-        let m = fitter
-            .backward(m, loss.clone(), 1.0, true)
-            .expect("one device: no collective");
-        loss.into_data();
-        m
-    };
-    model = step(model); // warm-up (and autotuning on CUDA)
-    let t = Instant::now();
-    for _ in 0..steps {
-        model = step(model);
-    }
-    Ok((batch * steps) as f64 / t.elapsed().as_secs_f64())
-}
-
-fn train() -> Result<()> {
-    use burn::backend::Autodiff;
-    println!("training step, tiny synthetic configuration (loss before / after one AdamW step):");
-    let (c0, c1) = tiny_step::<Autodiff<burn::backend::Flex>>(&Default::default())?;
-    println!("  cpu (flex, f32): {c0:.7} / {c1:.7}");
-    #[cfg(feature = "cuda")]
-    if crate::backend::check("cuda").is_ok() {
-        let (g0, g1) = tiny_step::<Autodiff<burn::backend::Cuda>>(&Default::default())?;
-        let diff = (g0 - c0).abs().max((g1 - c1).abs());
-        println!(
-            "  cuda (f32): {g0:.7} / {g1:.7} — max |Δ| against the CPU {diff:.2e} ({} the 1e-4 tolerance)",
-            if diff <= 1e-4 { "within" } else { "OUTSIDE" }
-        );
-    }
-    let cpu_batch: usize = env_number("T4V_BENCH_B16_BATCH", 1);
-    println!("ViT-B/16, 8 frames of 224², Transf head, forward + backward + AdamW step:");
-    let steps: usize = env_number("T4V_BENCH_STEPS", 1);
-    let cps =
-        b16_throughput::<Autodiff<burn::backend::Flex>>(&Default::default(), cpu_batch, steps)?;
-    println!("  cpu (flex, f32), batch {cpu_batch}: {cps:.3} clips/s");
-    #[cfg(feature = "cuda")]
-    if crate::backend::check("cuda").is_ok() {
-        for (name, cps) in [
-            (
-                "f32",
-                b16_throughput::<Autodiff<burn::backend::Cuda>>(&Default::default(), 16, 10)?,
-            ),
-            (
-                "bf16",
-                b16_throughput::<Autodiff<burn::backend::Cuda<burn::tensor::bf16>>>(
-                    &Default::default(),
-                    16,
-                    10,
-                )?,
-            ),
-        ] {
-            println!("  cuda ({name}), batch 16: {cps:.1} clips/s");
-        }
     }
     Ok(())
 }
