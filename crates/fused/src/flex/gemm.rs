@@ -12,6 +12,11 @@ use super::{Mat, Out};
 /// attention and the small models are already spread over the pool.
 const PARALLEL_MACS: usize = 1 << 21;
 
+/// Below this many multiply-adds a product is plain loops: the `gemm` crate's packing and
+/// set-up cost more than the product itself (attention over a few frames or tokens runs
+/// millions of such products per run).
+const SMALL_MACS: usize = 1 << 15;
+
 /// How products are spread over threads (benchmarks compare them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
@@ -100,6 +105,11 @@ pub(crate) unsafe fn gemm_with(
         }
         return;
     }
+    if m * n * k <= SMALL_MACS && (b.cs == 1 || b.rs == 1) {
+        // SAFETY: the caller's contract.
+        unsafe { small(dst, dst_rs, accumulate, a, b, scale) };
+        return;
+    }
     let threads = rayon::current_num_threads();
     if m * n * k < PARALLEL_MACS || threads == 1 {
         unsafe {
@@ -180,6 +190,54 @@ pub(crate) unsafe fn gemm_with(
     });
 }
 
+/// A small product in loops the compiler vectorises: rows of `b` scaled and added to the
+/// output row when its
+/// rows are contiguous (`b.cs == 1`), dot products of `a`'s rows with `b`'s columns when its
+/// columns are (`b.rs == 1`, a transposed view such as Kᵀ). Each element is summed over k in
+/// a fixed order.
+///
+/// # Safety
+/// As [`gemm`].
+unsafe fn small(dst: *mut f32, dst_rs: usize, accumulate: bool, a: Mat, b: Mat, scale: f32) {
+    let (m, n, k) = (a.rows, b.cols, a.cols);
+    let at = |i: usize, p: usize| unsafe { *a.ptr.offset(i as isize * a.rs + p as isize * a.cs) };
+    for i in 0..m {
+        // SAFETY: row i of dst, n elements.
+        let row = unsafe { std::slice::from_raw_parts_mut(dst.add(i * dst_rs), n) };
+        if b.cs == 1 {
+            if !accumulate {
+                row.fill(0.0);
+            }
+            for p in 0..k {
+                let s = scale * at(i, p);
+                // SAFETY: row p of b, n contiguous elements.
+                let br = unsafe { std::slice::from_raw_parts(b.ptr.offset(p as isize * b.rs), n) };
+                for (c, &v) in row.iter_mut().zip(br) {
+                    *c += s * v;
+                }
+            }
+        } else {
+            for (j, o) in row.iter_mut().enumerate() {
+                // SAFETY: column j of b, k contiguous elements.
+                let bc = unsafe { std::slice::from_raw_parts(b.ptr.offset(j as isize * b.cs), k) };
+                let c = if a.cs == 1 {
+                    // SAFETY: row i of a, k contiguous elements.
+                    let ar =
+                        unsafe { std::slice::from_raw_parts(a.ptr.offset(i as isize * a.rs), k) };
+                    super::math::dot(ar, bc)
+                } else {
+                    (0..k).map(|p| at(i, p) * bc[p]).sum()
+                };
+                *o = if accumulate {
+                    *o + scale * c
+                } else {
+                    scale * c
+                };
+            }
+        }
+    }
+}
+
 /// `a [m, k] · b [k, n]` of row-major slices (`b_transposed`: `b` holds `[n, k]`), with
 /// `engine`: what `cargo xtask bench gemm` measures.
 pub fn matmul(
@@ -248,6 +306,8 @@ mod tests {
             (12, 256, 32),
             (13, 257, 33),
             (5, 3, 70),
+            (8, 64, 8),
+            (17, 16, 17),
             (100, 600, 130),
             (481, 40, 3100),
             (700, 300, 20),

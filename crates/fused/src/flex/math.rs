@@ -284,15 +284,16 @@ multiversion! {
             let rs = 1.0 / (var + eps).sqrt();
             mean[r] = mu;
             rstd[r] = rs;
+            // Iterators of equal lengths (no bounds checks, so the loops vectorise).
             match beta {
                 Some(b) => {
-                    for i in 0..d {
-                        yr[i] = (xr[i] - mu) * rs * gamma[i] + b[i];
+                    for (((y, &x), &g), &bb) in yr.iter_mut().zip(xr).zip(gamma).zip(&b[..d]) {
+                        *y = (x - mu) * rs * g + bb;
                     }
                 }
                 None => {
-                    for i in 0..d {
-                        yr[i] = (xr[i] - mu) * rs * gamma[i];
+                    for ((y, &x), &g) in yr.iter_mut().zip(xr).zip(gamma) {
+                        *y = (x - mu) * rs * g;
                     }
                 }
             }
@@ -316,37 +317,44 @@ multiversion! {
         xhat: &mut [f32],
     ) {
         let d = gamma.len();
+        let (dgamma, dbeta, xhat) = (&mut dgamma[..d], &mut dbeta[..d], &mut xhat[..d]);
         let mut dx = dx;
         for (r, (xr, gr)) in x.chunks_exact(d).zip(dy.chunks_exact(d)).enumerate() {
             let (mu, rs) = (mean[r], rstd[r]);
-            for i in 0..d {
-                xhat[i] = (xr[i] - mu) * rs;
-                dgamma[i] += gr[i] * xhat[i];
-                dbeta[i] += gr[i];
+            let (mut sa, mut sb) = ([0f32; LANES], [0f32; LANES]);
+            for ((((h, &xv), &gv), dg), db) in xhat
+                .iter_mut()
+                .zip(xr)
+                .zip(gr)
+                .zip(dgamma.iter_mut())
+                .zip(dbeta.iter_mut())
+            {
+                *h = (xv - mu) * rs;
+                *dg += gv * *h;
+                *db += gv;
             }
             if let Some(dx) = dx.as_deref_mut() {
                 let dxr = &mut dx[r * d..(r + 1) * d];
                 // g = dy·γ; dx = rstd·(g − mean(g) − x̂·mean(g·x̂))
-                let mut a = [0f32; LANES];
-                let mut b = [0f32; LANES];
-                let full = d / LANES * LANES;
-                for c in (0..full).step_by(LANES) {
+                let mut gc = gr.chunks_exact(LANES);
+                let mut mc = gamma.chunks_exact(LANES);
+                let mut hc = xhat.chunks_exact(LANES);
+                for ((g, m), h) in (&mut gc).zip(&mut mc).zip(&mut hc) {
                     for i in 0..LANES {
-                        let g = gr[c + i] * gamma[c + i];
-                        a[i] += g;
-                        b[i] += g * xhat[c + i];
+                        let v = g[i] * m[i];
+                        sa[i] += v;
+                        sb[i] += v * h[i];
                     }
                 }
-                let (mut sa, mut sb) = (0f32, 0f32);
-                for i in full..d {
-                    let g = gr[i] * gamma[i];
-                    sa += g;
-                    sb += g * xhat[i];
+                let (mut ta, mut tb) = (0f32, 0f32);
+                for ((g, m), h) in gc.remainder().iter().zip(mc.remainder()).zip(hc.remainder()) {
+                    ta += g * m;
+                    tb += g * m * h;
                 }
-                let ma = (a.iter().sum::<f32>() + sa) / d as f32;
-                let mb = (b.iter().sum::<f32>() + sb) / d as f32;
-                for i in 0..d {
-                    dxr[i] = rs * (gr[i] * gamma[i] - ma - xhat[i] * mb);
+                let ma = (sa.iter().sum::<f32>() + ta) / d as f32;
+                let mb = (sb.iter().sum::<f32>() + tb) / d as f32;
+                for (((o, &g), &m), &h) in dxr.iter_mut().zip(gr).zip(gamma).zip(xhat.iter()) {
+                    *o = rs * (g * m - ma - h * mb);
                 }
             }
         }
@@ -419,21 +427,20 @@ pub struct AdamW {
 multiversion! {
     /// One AdamW step over a chunk, in place: burn's formula, operation for operation.
     pub fn adamw(p: &mut [f32], m1: &mut [f32], m2: &mut [f32], g: &[f32], c: AdamW) {
-        for i in 0..p.len() {
-            let gi = g[i];
-            let (a, v) = if c.first {
+        for (((pv, a), v), &gi) in p.iter_mut().zip(m1.iter_mut()).zip(m2.iter_mut()).zip(g) {
+            let (na, nv) = if c.first {
                 (gi * c.f1, (gi * gi) * c.f2)
             } else {
-                (m1[i] * c.b1 + gi * c.f1, m2[i] * c.b2 + (gi * gi) * c.f2)
+                (*a * c.b1 + gi * c.f1, *v * c.b2 + (gi * gi) * c.f2)
             };
-            m1[i] = a;
-            m2[i] = v;
-            let delta = (a / c.c1) / ((v / c.c2).sqrt() + c.eps);
-            let pv = match c.keep {
-                Some(k) => p[i] * k,
-                None => p[i],
+            *a = na;
+            *v = nv;
+            let delta = (na / c.c1) / ((nv / c.c2).sqrt() + c.eps);
+            let kept = match c.keep {
+                Some(k) => *pv * k,
+                None => *pv,
             };
-            p[i] = pv - delta * c.lr;
+            *pv = kept - delta * c.lr;
         }
     }
 }
