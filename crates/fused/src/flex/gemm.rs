@@ -212,9 +212,7 @@ unsafe fn small(dst: *mut f32, dst_rs: usize, accumulate: bool, a: Mat, b: Mat, 
                 let s = scale * at(i, p);
                 // SAFETY: row p of b, n contiguous elements.
                 let br = unsafe { std::slice::from_raw_parts(b.ptr.offset(p as isize * b.rs), n) };
-                for (c, &v) in row.iter_mut().zip(br) {
-                    *c += s * v;
-                }
+                super::math::axpy(row, s, br);
             }
         } else {
             for (j, o) in row.iter_mut().enumerate() {
@@ -224,7 +222,7 @@ unsafe fn small(dst: *mut f32, dst_rs: usize, accumulate: bool, a: Mat, b: Mat, 
                     // SAFETY: row i of a, k contiguous elements.
                     let ar =
                         unsafe { std::slice::from_raw_parts(a.ptr.offset(i as isize * a.rs), k) };
-                    super::math::dot(ar, bc)
+                    super::math::dot_v(ar, bc)
                 } else {
                     (0..k).map(|p| at(i, p) * bc[p]).sum()
                 };

@@ -50,17 +50,21 @@ pub(crate) fn forward(
     };
     let bias = concat_biases(biases);
     let rows = rows_per_task(n);
-    if let Some(b) = &bias {
+    // The pre-activation, when the backward needs it, written by the same pass.
+    let keep = keep_pre && act != Act::Identity;
+    let mut pre = Vec::with_capacity(if keep { m * n } else { 0 });
+    if keep {
         y.par_chunks_mut(rows * n)
-            .for_each(|yc| math::bias_act(yc, Some(b), Act::Identity, None));
-    }
-    // The pre-activation, when the backward needs it: a copy before the activation.
-    let pre = (keep_pre && act != Act::Identity).then(|| y.clone());
-    if act != Act::Identity {
+            .zip(pre.spare_capacity_mut()[..m * n].par_chunks_mut(rows * n))
+            .for_each(|(yc, pc)| math::bias_act(yc, bias.as_deref(), act, Some(pc)));
+        // SAFETY: the pass wrote every element.
+        unsafe { pre.set_len(m * n) };
+    } else if bias.is_some() || act != Act::Identity {
         y.par_chunks_mut(rows * n)
-            .for_each(|yc| math::bias_act(yc, None, act, None));
+            .for_each(|yc| math::bias_act(yc, bias.as_deref(), act, None));
     }
-    (from_vec(y, &[m, n]), pre.map(|p| from_vec(p, &[m, n])))
+    let pre = keep.then(|| from_vec(pre, &[m, n]));
+    (from_vec(y, &[m, n]), pre)
 }
 
 /// Column sums of a row-major `[m, n]` matrix, in a fixed order.

@@ -2,6 +2,8 @@
 //! lane-wise accumulators) and compiled three times — AVX-512, AVX2 + FMA, baseline — with the
 //! widest the CPU has picked at run time.
 
+use std::mem::MaybeUninit;
+
 use crate::Act;
 
 /// The widest vector level of this CPU: 4 (AVX-512), 3 (AVX2 + FMA) or 0.
@@ -116,25 +118,72 @@ fn gelu_grad(z: f32) -> f32 {
 }
 
 multiversion! {
-    /// `x[i] = act(x[i] + bias[i mod bias.len()])` for rows of `bias.len()`; identity when `act`
-    /// is; `pre` (same length as `x`), when given, receives `x + bias`.
-    pub fn bias_act(x: &mut [f32], bias: Option<&[f32]>, act: Act, pre: Option<&mut [f32]>) {
-        let n = bias.map_or(x.len(), <[f32]>::len).max(1);
-        if let Some(b) = bias {
-            for row in x.chunks_exact_mut(n) {
-                for (v, &c) in row.iter_mut().zip(b) {
-                    *v += c;
+    /// `x[i] = act(x[i] + bias[i mod bias.len()])` for rows of `bias.len()`, in one pass (one
+    /// read and write of `x`); identity when `act` is; `pre` (same length as `x`), when given,
+    /// receives `x + bias`.
+    pub fn bias_act(
+        x: &mut [f32],
+        bias: Option<&[f32]>,
+        act: Act,
+        pre: Option<&mut [MaybeUninit<f32>]>,
+    ) {
+        match act {
+            Act::Identity => bias_act_with(x, bias, pre, |z| z),
+            Act::QuickGelu => bias_act_with(x, bias, pre, quick_gelu),
+            Act::Gelu => bias_act_with(x, bias, pre, gelu),
+        }
+    }
+}
+
+#[inline(always)]
+fn bias_act_with(
+    x: &mut [f32],
+    bias: Option<&[f32]>,
+    pre: Option<&mut [MaybeUninit<f32>]>,
+    f: impl Fn(f32) -> f32,
+) {
+    let n = bias.map_or(x.len(), <[f32]>::len).max(1);
+    match (pre, bias) {
+        (Some(p), Some(b)) => {
+            for (row, pr) in x.chunks_mut(n).zip(p.chunks_mut(n)) {
+                for ((v, p), &c) in row.iter_mut().zip(pr).zip(b) {
+                    let z = *v + c;
+                    p.write(z);
+                    *v = f(z);
                 }
             }
         }
-        if let Some(p) = pre {
-            p.copy_from_slice(x);
+        (Some(p), None) => {
+            for (v, p) in x.iter_mut().zip(p) {
+                p.write(*v);
+                *v = f(*v);
+            }
         }
-        match act {
-            Act::Identity => {}
-            Act::QuickGelu => x.iter_mut().for_each(|v| *v = quick_gelu(*v)),
-            Act::Gelu => x.iter_mut().for_each(|v| *v = gelu(*v)),
+        (None, Some(b)) => {
+            for row in x.chunks_mut(n) {
+                for (v, &c) in row.iter_mut().zip(b) {
+                    *v = f(*v + c);
+                }
+            }
         }
+        (None, None) => x.iter_mut().for_each(|v| *v = f(*v)),
+    }
+}
+
+multiversion! {
+    /// `y += s · x`.
+    pub fn axpy(y: &mut [f32], s: f32, x: &[f32]) {
+        for (c, &v) in y.iter_mut().zip(x) {
+            *c += s * v;
+        }
+    }
+}
+
+multiversion! {
+    /// [`dot`] compiled for this CPU (inlined into a caller built for the baseline it is not
+    /// vectorised past SSE).
+    pub fn dot_v(x: &[f32], y: &[f32]) -> f32 {
+        dot(x, y)
     }
 }
 
