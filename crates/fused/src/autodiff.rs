@@ -4,8 +4,8 @@
 //! Inputs are kept through the checkpointer, so under `BalancedCheckpointing` (gradient
 //! checkpointing) they may be recomputed instead of stored; the linears and LayerNorms are then
 //! themselves marked memory-bound (recomputed from their inputs when a later backward needs
-//! them) and keep nothing of their own: the pre-activation and the row statistics are
-//! recomputed in their backward. Attention stays compute-bound (its output and row statistics
+//! them) and keep nothing of their own: the activation's derivative and the row statistics
+//! are recomputed in their backward. Attention stays compute-bound (its output and row statistics
 //! are kept) and softmax too.
 
 use std::any::TypeId;
@@ -36,7 +36,7 @@ struct LinearState<B: FusedBackend> {
     x: NodeId,
     weights: Vec<NodeId>,
     biases: Vec<NodeId>,
-    pre: Option<FloatTensor<B>>,
+    dact: Option<FloatTensor<B>>,
     act: Act,
 }
 
@@ -67,7 +67,7 @@ impl<B: FusedBackend, const N: usize> Backward<B, N> for LinearOp<N> {
             x: ops.parents[0].is_some(),
             weights: ops.parents[1..].iter().any(Option::is_some),
         };
-        let g = B::linear_backward(x, weights, biases, s.pre, dy, s.act, wants);
+        let g = B::linear_backward(x, weights, biases, s.dact, dy, s.act, wants);
         let (first, rest) = ops.parents.split_first().expect("the input is a parent");
         if let (Some(node), Some(dx)) = (first, g.x) {
             grads.register::<B>(node.id, dx);
@@ -137,10 +137,10 @@ fn linear_node<B: FusedBackend, C: CheckpointStrategy, const N: usize>(
                 .iter()
                 .map(|t| prep.checkpoint(t))
                 .collect();
-            // Biases are small; the backward reads them to recompute the pre-activation.
+            // Biases are small; the backward reads them to recompute the activation's derivative.
             let b_ids = inputs[1 + k..].iter().map(|t| prep.checkpoint(t)).collect();
-            let keep_pre = act != Act::Identity && !recompute;
-            let (y, pre) = if keep_pre {
+            let keep_dact = act != Act::Identity && !recompute;
+            let (y, dact) = if keep_dact {
                 B::linear_forward(x, weights, biases, act)
             } else {
                 (B::fused_linear(x, weights, biases, act), None)
@@ -149,7 +149,7 @@ fn linear_node<B: FusedBackend, C: CheckpointStrategy, const N: usize>(
                 x: x_id,
                 weights: w_ids,
                 biases: b_ids,
-                pre,
+                dact,
                 act,
             };
             prep.finish(state, y)

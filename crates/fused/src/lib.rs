@@ -131,7 +131,7 @@ pub struct AdamWStep {
 /// returns `[N, L, D]`. LayerNorm and softmax work on the last dimension of `[M, D]`.
 ///
 /// The `*_forward` / `*_backward` pairs are what `Autodiff<Self>` calls: the forward also
-/// returns what its backward needs (the pre-activation, the softmax's log-sum-exp per row, the
+/// returns what its backward needs (the activation's derivative, the softmax's log-sum-exp per row, the
 /// LayerNorm's mean and 1/σ per row).
 pub trait FusedBackend: Backend {
     fn fused_linear(
@@ -143,7 +143,8 @@ pub trait FusedBackend: Backend {
         reference::linear_forward::<Self>(x, weights, biases, act, false).0
     }
 
-    /// `(y, pre)`: `pre` (the output before the activation) when `act` is not the identity.
+    /// `(y, dact)`: `dact`, the activation's derivative at the pre-activation, when `act` is
+    /// not the identity (what the backward multiplies the incoming gradient by).
     fn linear_forward(
         x: FloatTensor<Self>,
         weights: Vec<FloatTensor<Self>>,
@@ -153,18 +154,18 @@ pub trait FusedBackend: Backend {
         reference::linear_forward::<Self>(x, weights, biases, act, true)
     }
 
-    /// `pre` may be absent (gradient checkpointing drops it): it is then recomputed.
+    /// `dact` may be absent (gradient checkpointing drops it): it is then recomputed.
     #[allow(clippy::too_many_arguments)]
     fn linear_backward(
         x: FloatTensor<Self>,
         weights: Vec<FloatTensor<Self>>,
         biases: Vec<FloatTensor<Self>>,
-        pre: Option<FloatTensor<Self>>,
+        dact: Option<FloatTensor<Self>>,
         dy: FloatTensor<Self>,
         act: Act,
         wants: LinearWants,
     ) -> LinearGrads<Self> {
-        reference::linear_backward::<Self>(x, weights, biases, pre, dy, act, wants)
+        reference::linear_backward::<Self>(x, weights, biases, dact, dy, act, wants)
     }
 
     fn fused_attention(

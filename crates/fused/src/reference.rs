@@ -73,7 +73,7 @@ pub fn linear_forward<B: Backend>(
     weights: Vec<FloatTensor<B>>,
     biases: Vec<FloatTensor<B>>,
     act: Act,
-    keep_pre: bool,
+    keep_dact: bool,
 ) -> (FloatTensor<B>, Option<FloatTensor<B>>) {
     let z = pre_activation::<B>(
         tensor(x),
@@ -83,15 +83,15 @@ pub fn linear_forward<B: Backend>(
     if act == Act::Identity {
         return (prim(z), None);
     }
-    let pre = keep_pre.then(|| prim(z.clone()));
-    (prim(activate(act, z)), pre)
+    let dact = keep_dact.then(|| prim(activation_grad(act, z.clone())));
+    (prim(activate(act, z)), dact)
 }
 
 pub fn linear_backward<B: Backend>(
     x: FloatTensor<B>,
     weights: Vec<FloatTensor<B>>,
     biases: Vec<FloatTensor<B>>,
-    pre: Option<FloatTensor<B>>,
+    dact: Option<FloatTensor<B>>,
     dy: FloatTensor<B>,
     act: Act,
     wants: LinearWants,
@@ -103,15 +103,18 @@ pub fn linear_backward<B: Backend>(
     let dz = match act {
         Act::Identity => dy,
         _ => {
-            let z = match pre {
-                Some(p) => tensor(p),
-                None => pre_activation(
-                    x.clone(),
-                    weights.clone(),
-                    biases.into_iter().map(tensor).collect(),
+            let g = match dact {
+                Some(d) => tensor(d),
+                None => activation_grad(
+                    act,
+                    pre_activation(
+                        x.clone(),
+                        weights.clone(),
+                        biases.into_iter().map(tensor).collect(),
+                    ),
                 ),
             };
-            dy * activation_grad(act, z)
+            dy * g
         }
     };
     let mut grads = LinearGrads {

@@ -20,14 +20,14 @@ fn concat_biases(biases: &[FlexTensor]) -> Option<Vec<f32>> {
     Some(b)
 }
 
-/// `act(x · [w₀ | w₁ | …] + [b₀ | b₁ | …])`, and the pre-activation when `keep_pre` and the
-/// activation is not the identity.
+/// `act(x · [w₀ | w₁ | …] + [b₀ | b₁ | …])`, and the activation's derivative there when
+/// `keep_dact` and the activation is not the identity.
 pub(crate) fn forward(
     x: FlexTensor,
     weights: &[FlexTensor],
     biases: &[FlexTensor],
     act: Act,
-    keep_pre: bool,
+    keep_dact: bool,
 ) -> (FlexTensor, Option<FlexTensor>) {
     let a = Mat::of(&x);
     let m = a.rows;
@@ -50,21 +50,21 @@ pub(crate) fn forward(
     };
     let bias = concat_biases(biases);
     let rows = rows_per_task(n);
-    // The pre-activation, when the backward needs it, written by the same pass.
-    let keep = keep_pre && act != Act::Identity;
-    let mut pre = Vec::with_capacity(if keep { m * n } else { 0 });
+    // The activation's derivative, when the backward needs it, written by the same pass.
+    let keep = keep_dact && act != Act::Identity;
+    let mut dact = Vec::with_capacity(if keep { m * n } else { 0 });
     if keep {
         y.par_chunks_mut(rows * n)
-            .zip(pre.spare_capacity_mut()[..m * n].par_chunks_mut(rows * n))
-            .for_each(|(yc, pc)| math::bias_act(yc, bias.as_deref(), act, Some(pc)));
+            .zip(dact.spare_capacity_mut()[..m * n].par_chunks_mut(rows * n))
+            .for_each(|(yc, dc)| math::bias_act(yc, bias.as_deref(), act, Some(dc)));
         // SAFETY: the pass wrote every element.
-        unsafe { pre.set_len(m * n) };
+        unsafe { dact.set_len(m * n) };
     } else if bias.is_some() || act != Act::Identity {
         y.par_chunks_mut(rows * n)
             .for_each(|yc| math::bias_act(yc, bias.as_deref(), act, None));
     }
-    let pre = keep.then(|| from_vec(pre, &[m, n]));
-    (from_vec(y, &[m, n]), pre)
+    let dact = keep.then(|| from_vec(dact, &[m, n]));
+    (from_vec(y, &[m, n]), dact)
 }
 
 /// Column sums of a row-major `[m, n]` matrix, in a fixed order.
@@ -89,7 +89,7 @@ pub(crate) fn backward(
     x: FlexTensor,
     weights: &[FlexTensor],
     biases: &[FlexTensor],
-    pre: Option<FlexTensor>,
+    dact: Option<FlexTensor>,
     dy: FlexTensor,
     act: Act,
     wants: LinearWants,
@@ -97,11 +97,6 @@ pub(crate) fn backward(
     let mut dz = dense(dy);
     let [m, n] = <[usize; 2]>::try_from(dims(&dz)).expect("a matrix gradient");
     if act != Act::Identity {
-        let z = match pre {
-            Some(p) => dense(p),
-            None => forward(x.clone(), weights, biases, Act::Identity, false).0,
-        };
-        let zs = slice(&z);
         let rows = rows_per_task(n);
         // Scaled in place when the gradient is ours alone, dense from offset 0.
         let in_place = dz.layout().start_offset() == 0
@@ -112,9 +107,21 @@ pub(crate) fn backward(
             dz = from_vec(slice(&dz).to_vec(), &[m, n]);
         }
         let g = dz.try_storage_mut::<f32>().expect("a unique gradient");
-        g.par_chunks_mut(rows * n)
-            .zip(zs.par_chunks(rows * n))
-            .for_each(|(gc, zc)| math::mul_act_grad(gc, zc, act));
+        match dact {
+            Some(d) => {
+                let d = dense(d);
+                g.par_chunks_mut(rows * n)
+                    .zip(slice(&d).par_chunks(rows * n))
+                    .for_each(|(gc, dc)| math::mul_assign(gc, dc));
+            }
+            // Checkpointing dropped it: the pre-activation again, then the derivative.
+            None => {
+                let z = forward(x.clone(), weights, biases, Act::Identity, false).0;
+                g.par_chunks_mut(rows * n)
+                    .zip(slice(&z).par_chunks(rows * n))
+                    .for_each(|(gc, zc)| math::mul_act_grad(gc, zc, act));
+            }
+        }
     }
     let d = Mat::of(&dz);
     let a = Mat::of(&x);

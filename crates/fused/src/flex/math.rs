@@ -92,15 +92,16 @@ fn sigmoid(x: f32) -> f32 {
 
 const QG: f32 = 1.702;
 
+/// `(z·σ(1.702 z), its derivative)` from one sigmoid.
 #[inline(always)]
-fn quick_gelu(z: f32) -> f32 {
-    z * sigmoid(QG * z)
+fn quick_gelu_and_grad(z: f32) -> (f32, f32) {
+    let s = sigmoid(QG * z);
+    (z * s, s + QG * z * s * (1.0 - s))
 }
 
 #[inline(always)]
 fn quick_gelu_grad(z: f32) -> f32 {
-    let s = sigmoid(QG * z);
-    s + QG * z * s * (1.0 - s)
+    quick_gelu_and_grad(z).1
 }
 
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
@@ -117,56 +118,74 @@ fn gelu_grad(z: f32) -> f32 {
     0.5 * (1.0 + libm::erff(z * FRAC_1_SQRT_2)) + z * INV_SQRT_2PI * exp(-0.5 * z * z)
 }
 
+#[inline(always)]
+fn gelu_and_grad(z: f32) -> (f32, f32) {
+    (gelu(z), gelu_grad(z))
+}
+
 multiversion! {
     /// `x[i] = act(x[i] + bias[i mod bias.len()])` for rows of `bias.len()`, in one pass (one
-    /// read and write of `x`); identity when `act` is; `pre` (same length as `x`), when given,
-    /// receives `x + bias`.
+    /// read and write of `x`); identity when `act` is; `dact` (same length as `x`), when given,
+    /// receives the activation's derivative at `x + bias` — what the backward multiplies by,
+    /// computed here from the same sigmoid while the row is in cache.
     pub fn bias_act(
         x: &mut [f32],
         bias: Option<&[f32]>,
         act: Act,
-        pre: Option<&mut [MaybeUninit<f32>]>,
+        dact: Option<&mut [MaybeUninit<f32>]>,
     ) {
         match act {
-            Act::Identity => bias_act_with(x, bias, pre, |z| z),
-            Act::QuickGelu => bias_act_with(x, bias, pre, quick_gelu),
-            Act::Gelu => bias_act_with(x, bias, pre, gelu),
+            Act::Identity => bias_act_with(x, bias, dact, |z| (z, 1.0)),
+            Act::QuickGelu => bias_act_with(x, bias, dact, quick_gelu_and_grad),
+            Act::Gelu => bias_act_with(x, bias, dact, gelu_and_grad),
         }
     }
 }
 
+/// [`bias_act`] for one activation `f`, which gives the value and the derivative (the
+/// derivative is optimised away where `dact` is absent).
 #[inline(always)]
 fn bias_act_with(
     x: &mut [f32],
     bias: Option<&[f32]>,
-    pre: Option<&mut [MaybeUninit<f32>]>,
-    f: impl Fn(f32) -> f32,
+    dact: Option<&mut [MaybeUninit<f32>]>,
+    f: impl Fn(f32) -> (f32, f32),
 ) {
     let n = bias.map_or(x.len(), <[f32]>::len).max(1);
-    match (pre, bias) {
-        (Some(p), Some(b)) => {
-            for (row, pr) in x.chunks_mut(n).zip(p.chunks_mut(n)) {
-                for ((v, p), &c) in row.iter_mut().zip(pr).zip(b) {
-                    let z = *v + c;
-                    p.write(z);
-                    *v = f(z);
+    match (dact, bias) {
+        (Some(d), Some(b)) => {
+            for (row, dr) in x.chunks_mut(n).zip(d.chunks_mut(n)) {
+                for ((v, d), &c) in row.iter_mut().zip(dr).zip(b) {
+                    let (y, g) = f(*v + c);
+                    d.write(g);
+                    *v = y;
                 }
             }
         }
-        (Some(p), None) => {
-            for (v, p) in x.iter_mut().zip(p) {
-                p.write(*v);
-                *v = f(*v);
+        (Some(d), None) => {
+            for (v, d) in x.iter_mut().zip(d) {
+                let (y, g) = f(*v);
+                d.write(g);
+                *v = y;
             }
         }
         (None, Some(b)) => {
             for row in x.chunks_mut(n) {
                 for (v, &c) in row.iter_mut().zip(b) {
-                    *v = f(*v + c);
+                    *v = f(*v + c).0;
                 }
             }
         }
-        (None, None) => x.iter_mut().for_each(|v| *v = f(*v)),
+        (None, None) => x.iter_mut().for_each(|v| *v = f(*v).0),
+    }
+}
+
+multiversion! {
+    /// `y[i] *= g[i]`.
+    pub fn mul_assign(y: &mut [f32], g: &[f32]) {
+        for (v, &g) in y.iter_mut().zip(g) {
+            *v *= g;
+        }
     }
 }
 
@@ -518,7 +537,7 @@ mod tests {
             let z = i as f32 / 37.0;
             let s = 1.0 / (1.0 + (-(1.702 * z as f64)).exp());
             let want = z as f64 * s;
-            assert!((quick_gelu(z) as f64 - want).abs() <= 1e-6 * want.abs().max(1e-3));
+            assert!((quick_gelu_and_grad(z).0 as f64 - want).abs() <= 1e-6 * want.abs().max(1e-3));
             let g = s + 1.702 * z as f64 * s * (1.0 - s);
             assert!((quick_gelu_grad(z) as f64 - g).abs() < 1e-6);
         }

@@ -204,7 +204,7 @@ impl FusedBackend for Flex {
         x: FloatTensor<Self>,
         weights: Vec<FloatTensor<Self>>,
         biases: Vec<FloatTensor<Self>>,
-        pre: Option<FloatTensor<Self>>,
+        dact: Option<FloatTensor<Self>>,
         dy: FloatTensor<Self>,
         act: Act,
         wants: LinearWants,
@@ -215,9 +215,9 @@ impl FusedBackend for Flex {
             .chain(&biases)
             .collect();
         if !native(&all) {
-            return reference::linear_backward::<Self>(x, weights, biases, pre, dy, act, wants);
+            return reference::linear_backward::<Self>(x, weights, biases, dact, dy, act, wants);
         }
-        linear::backward(x, &weights, &biases, pre, dy, act, wants)
+        linear::backward(x, &weights, &biases, dact, dy, act, wants)
     }
 
     fn fused_attention(
