@@ -18,7 +18,7 @@ use super::{Stats, cores, env_number, peer, python, rounds};
 type Cpu = burn::backend::Flex;
 
 fn script(name: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/bench")).join(name)
+    super::repo().join("xtask/bench").join(name)
 }
 
 /// Runs a PyTorch peer script with `threads` intra-op threads (and as many for MKL/OpenMP).
@@ -183,7 +183,7 @@ fn tiny_step<B: FusedAutodiffBackend>(device: &B::Device) -> Result<(f64, f64)> 
     let dir = if rel.exists() {
         rel.to_path_buf()
     } else {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/clip/fixtures/tiny-a")
+        super::repo().join("crates/clip/fixtures/tiny-a")
     };
     let (clip, _) = ClipModel::<B>::load(&dir, device)?;
     let d = clip.embed_dim();
@@ -550,7 +550,7 @@ pub fn quickstart() -> Result<()> {
     let exe = std::env::current_exe()?;
     let tmp = tempfile::tempdir()?;
     let results = tmp.path().join("results");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = super::repo();
     let t = Instant::now();
     let o = std::process::Command::new(&exe)
         .arg("--results")

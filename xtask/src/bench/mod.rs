@@ -138,6 +138,17 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// The workspace root, where fixtures and peer scripts are read: the folder the binary was
+/// built in, or — for a binary carried to another machine (a GPU host) — the current folder.
+pub fn repo() -> std::path::PathBuf {
+    let built = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if built.join("xtask/bench").is_dir() {
+        built
+    } else {
+        std::env::current_dir().unwrap_or(built)
+    }
+}
+
 fn python() -> String {
     std::env::var("T4V_PYTHON").unwrap_or_else(|_| {
         if std::path::Path::new("/opt/t4v-ref/bin/python").exists() {
@@ -321,7 +332,7 @@ fn data() -> Result<()> {
         }
     }
     let ours = clips as f64 / t.elapsed().as_secs_f64();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/data_pil.py");
+    let script = repo().join("xtask/bench/data_pil.py");
     let mut cmd = std::process::Command::new(python());
     cmd.arg(script)
         .arg(tmp.path())
@@ -389,7 +400,7 @@ fn lda() -> Result<()> {
             .flat_map(|&l| (l as i64).to_le_bytes())
             .collect::<Vec<u8>>(),
     )?;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/lda_sklearn.py");
+    let script = repo().join("xtask/bench/lda_sklearn.py");
     let mut cmd = std::process::Command::new(python());
     cmd.env_remove("OPENBLAS_CORETYPE")
         .env_remove("OPENBLAS_L2_SIZE")
@@ -432,7 +443,7 @@ fn lda() -> Result<()> {
 /// with new random projections, CLIP's full vocabulary and the real tokenizer.
 fn probe_model(dir: &std::path::Path) -> Result<()> {
     use safetensors::{Dtype, SafeTensors};
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/clip/fixtures");
+    let fixtures = repo().join("crates/clip/fixtures");
     std::fs::create_dir_all(dir)?;
     let bytes = std::fs::read(fixtures.join("tiny-a/model.safetensors"))?;
     let st = SafeTensors::deserialize(&bytes)?;
@@ -493,8 +504,7 @@ fn probe() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let model = tmp.path().join("model");
     probe_model(&model)?;
-    let bert =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/bert/fixtures/tiny-bert");
+    let bert = repo().join("crates/bert/fixtures/tiny-bert");
     let features = format!(
         r#"let s = sweep("bench-probe");
         s.seeds([1, 2, 3]);
@@ -583,7 +593,7 @@ fn probe() -> Result<()> {
     }
     let mut cmd = std::process::Command::new(python());
     cmd.env("OMP_NUM_THREADS", "1")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/probe_torch.py"))
+        .arg(repo().join("xtask/bench/probe_torch.py"))
         .args(["1", &rounds().min(3).to_string()]);
     if let Some(v) = peer(&mut cmd, "PyTorch")? {
         let s = compute::peer_stats(&v, "s_per_run")?;
