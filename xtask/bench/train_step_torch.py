@@ -18,40 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import CLIPConfig, CLIPModel
 
-
-class QuickGELU(nn.Module):
-    def forward(self, x):
-        return x * torch.sigmoid(1.702 * x)
-
-
-class Block(nn.Module):
-    """The reference's ResidualAttentionBlock (CLIP's block) with LayerNorm eps 1e-12."""
-
-    def __init__(self, d, heads):
-        super().__init__()
-        self.attn = nn.MultiheadAttention(d, heads)
-        self.ln_1 = nn.LayerNorm(d, eps=1e-12)
-        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), QuickGELU(), nn.Linear(4 * d, d))
-        self.ln_2 = nn.LayerNorm(d, eps=1e-12)
-
-    def forward(self, x):
-        h = self.ln_1(x)
-        x = x + self.attn(h, h, h, need_weights=False)[0]
-        return x + self.mlp(self.ln_2(x))
-
-
-class Transf(nn.Module):
-    def __init__(self, d, layers=6):
-        super().__init__()
-        self.frame_position_embeddings = nn.Embedding(77, d)
-        self.blocks = nn.Sequential(*[Block(d, d // 64) for _ in range(layers)])
-
-    def forward(self, x):  # [B, T, D]
-        t = x.shape[1]
-        pos = self.frame_position_embeddings(torch.arange(t))
-        h = (x + pos).permute(1, 0, 2)  # [T, B, D], as nn.MultiheadAttention takes it
-        h = self.blocks(h).permute(1, 0, 2)
-        return (h + x).mean(dim=1)
+from transf_torch import Transf
 
 
 def main():

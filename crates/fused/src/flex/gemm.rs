@@ -111,32 +111,15 @@ pub(crate) unsafe fn gemm_with(
         return;
     }
     let threads = rayon::current_num_threads();
-    if m * n * k < PARALLEL_MACS || threads == 1 {
-        unsafe {
-            call(
-                dst,
-                dst_rs,
-                accumulate,
-                a,
-                b,
-                scale,
-                gemm::Parallelism::None,
-            )
+    let serial = m * n * k < PARALLEL_MACS || threads == 1;
+    if serial || engine == Engine::GemmCrate {
+        let par = if serial {
+            gemm::Parallelism::None
+        } else {
+            gemm::Parallelism::Rayon(0)
         };
-        return;
-    }
-    if engine == Engine::GemmCrate {
-        unsafe {
-            call(
-                dst,
-                dst_rs,
-                accumulate,
-                a,
-                b,
-                scale,
-                gemm::Parallelism::Rayon(0),
-            )
-        };
+        // SAFETY: the caller's contract.
+        unsafe { call(dst, dst_rs, accumulate, a, b, scale, par) };
         return;
     }
     // Split the longer side (columns when n ≥ m / 2: each part then packs all of A but only
@@ -155,37 +138,30 @@ pub(crate) unsafe fn gemm_with(
         let out = out.get();
         // SAFETY: each part writes its own columns (rows) of dst.
         unsafe {
-            if by_cols {
+            let (dst, a, b) = if by_cols {
                 let b = Mat {
                     ptr: b.ptr.offset(start as isize * b.cs),
                     cols: size,
                     ..b
                 };
-                call(
-                    out.add(start),
-                    dst_rs,
-                    accumulate,
-                    a,
-                    b,
-                    scale,
-                    gemm::Parallelism::None,
-                )
+                (out.add(start), a, b)
             } else {
                 let a = Mat {
                     ptr: a.ptr.offset(start as isize * a.rs),
                     rows: size,
                     ..a
                 };
-                call(
-                    out.add(start * dst_rs),
-                    dst_rs,
-                    accumulate,
-                    a,
-                    b,
-                    scale,
-                    gemm::Parallelism::None,
-                )
-            }
+                (out.add(start * dst_rs), a, b)
+            };
+            call(
+                dst,
+                dst_rs,
+                accumulate,
+                a,
+                b,
+                scale,
+                gemm::Parallelism::None,
+            )
         }
     });
 }
