@@ -90,20 +90,27 @@ pub fn gemm() -> Result<()> {
             Stats::of(&rates)
         };
         let (ours, crate_threads) = (measure(Engine::Split), measure(Engine::GemmCrate));
-        let peer = match &theirs {
-            Some(v) => {
-                let s = Stats::of(
-                    &v["gflops"][i]
-                        .as_array()
-                        .context("the peer's gflops")?
-                        .iter()
-                        .filter_map(Value::as_f64)
-                        .collect::<Vec<_>>(),
-                );
-                format!(", PyTorch {} (MKL) {}", torch_version(v), s.show(0))
-            }
-            None => String::new(),
+        let series = |v: &Value, key: &str| -> Option<Stats> {
+            let r: Vec<f64> = v[key]
+                .get(i)?
+                .as_array()?
+                .iter()
+                .filter_map(Value::as_f64)
+                .collect();
+            (!r.is_empty()).then(|| Stats::of(&r))
         };
+        let mut peer = String::new();
+        if let Some(v) = &theirs {
+            let s = series(v, "gflops").context("the peer's gflops")?;
+            peer += &format!(", PyTorch {} (MKL) {}", torch_version(v), s.show(0));
+            if let Some(s) = series(v, "openblas") {
+                peer += &format!(
+                    ", OpenBLAS (numpy {}) {}",
+                    v["numpy"].as_str().unwrap_or("?"),
+                    s.show(0)
+                );
+            }
+        }
         println!(
             "  [{m}, {k}]·[{k}, {n}] ({what}): fused kernels {}, gemm crate's threading {}{peer}",
             ours.show(0),
