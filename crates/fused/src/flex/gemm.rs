@@ -6,6 +6,7 @@
 
 use rayon::prelude::*;
 
+use super::math::multiversion;
 use super::{Mat, Out};
 
 /// Below this many multiply-adds a product runs on the calling thread: the tasks of
@@ -175,6 +176,20 @@ pub(crate) unsafe fn gemm_with(
 /// # Safety
 /// As [`gemm`].
 unsafe fn small(dst: *mut f32, dst_rs: usize, accumulate: bool, a: Mat, b: Mat, scale: f32) {
+    small_kernel(dst, dst_rs, accumulate, a, b, scale);
+}
+
+multiversion! {
+    /// [`small`]'s loops compiled for the CPU's vector width once per product, not per row or
+    /// dot product (attention over a few frames makes many tiny products).
+    fn small_kernel(dst: *mut f32, dst_rs: usize, accumulate: bool, a: Mat, b: Mat, scale: f32) {
+        // SAFETY: `small`'s contract (its only caller).
+        unsafe { small_loops(dst, dst_rs, accumulate, a, b, scale) }
+    }
+}
+
+#[inline(always)]
+unsafe fn small_loops(dst: *mut f32, dst_rs: usize, accumulate: bool, a: Mat, b: Mat, scale: f32) {
     let (m, n, k) = (a.rows, b.cols, a.cols);
     let at = |i: usize, p: usize| unsafe { *a.ptr.offset(i as isize * a.rs + p as isize * a.cs) };
     for i in 0..m {
@@ -188,7 +203,9 @@ unsafe fn small(dst: *mut f32, dst_rs: usize, accumulate: bool, a: Mat, b: Mat, 
                 let s = scale * at(i, p);
                 // SAFETY: row p of b, n contiguous elements.
                 let br = unsafe { std::slice::from_raw_parts(b.ptr.offset(p as isize * b.rs), n) };
-                super::math::axpy(row, s, br);
+                for (c, &v) in row.iter_mut().zip(br) {
+                    *c += s * v;
+                }
             }
         } else {
             for (j, o) in row.iter_mut().enumerate() {
@@ -198,7 +215,7 @@ unsafe fn small(dst: *mut f32, dst_rs: usize, accumulate: bool, a: Mat, b: Mat, 
                     // SAFETY: row i of a, k contiguous elements.
                     let ar =
                         unsafe { std::slice::from_raw_parts(a.ptr.offset(i as isize * a.rs), k) };
-                    super::math::dot_v(ar, bc)
+                    super::math::dot(ar, bc)
                 } else {
                     (0..k).map(|p| at(i, p) * bc[p]).sum()
                 };

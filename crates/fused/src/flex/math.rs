@@ -8,7 +8,7 @@ use crate::Act;
 
 /// The widest vector level of this CPU: 4 (AVX-512), 3 (AVX2 + FMA) or 0.
 #[allow(unreachable_code)]
-fn level() -> u8 {
+pub(crate) fn level() -> u8 {
     #[cfg(target_arch = "x86_64")]
     {
         static LEVEL: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
@@ -29,11 +29,12 @@ fn level() -> u8 {
     0
 }
 
-/// Defines `pub fn $name(args) -> ret` from an `#[inline(always)]` body, dispatched on [`level`].
+/// Defines `fn $name(args) -> ret` (with its visibility) from an `#[inline(always)]` body,
+/// dispatched on [`level`].
 macro_rules! multiversion {
-    ($(#[$meta:meta])* pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
-        pub fn $name($($arg: $ty),*) $(-> $ret)? {
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
             fn body($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
@@ -42,7 +43,7 @@ macro_rules! multiversion {
                 unsafe fn v4($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn v3($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
-                match level() {
+                match $crate::flex::math::level() {
                     // SAFETY: the CPU has the features (checked by `level`).
                     4 => return unsafe { v4($($arg),*) },
                     3 => return unsafe { v3($($arg),*) },
@@ -53,6 +54,8 @@ macro_rules! multiversion {
         }
     };
 }
+
+pub(crate) use multiversion;
 
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 // ln 2 split in two so that n·ln2 is exact in the high part (Cody–Waite).
@@ -186,23 +189,6 @@ multiversion! {
         for (v, &g) in y.iter_mut().zip(g) {
             *v *= g;
         }
-    }
-}
-
-multiversion! {
-    /// `y += s · x`.
-    pub fn axpy(y: &mut [f32], s: f32, x: &[f32]) {
-        for (c, &v) in y.iter_mut().zip(x) {
-            *c += s * v;
-        }
-    }
-}
-
-multiversion! {
-    /// [`dot`] compiled for this CPU (inlined into a caller built for the baseline it is not
-    /// vectorised past SSE).
-    pub fn dot_v(x: &[f32], y: &[f32]) -> f32 {
-        dot(x, y)
     }
 }
 
