@@ -52,6 +52,28 @@ pub fn embed(args: &EmbedArgs) -> Result<()> {
     }
 }
 
+/// Writes f32 tensors (name → shape, row-major values) as a safetensors file.
+pub fn write_f32(
+    path: &Path,
+    tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    meta: Option<std::collections::HashMap<String, String>>,
+) -> Result<()> {
+    let bytes: BTreeMap<&String, Vec<u8>> = tensors
+        .iter()
+        .map(|(k, (_, d))| (k, d.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(k, (s, _))| {
+            let v = safetensors::tensor::TensorView::new(Dtype::F32, s.clone(), &bytes[k])
+                .expect("consistent sizes");
+            (k.clone(), v)
+        })
+        .collect();
+    safetensors::serialize_to_file(views, meta, path)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 fn read_pixels(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let st = SafeTensors::deserialize(&bytes)
@@ -140,25 +162,12 @@ fn embed_with<B: t4v_fused::FusedBackend>(args: &EmbedArgs, device: &B::Device) 
             to_host(clip.model.logits_per_image(i, t)),
         );
     }
-    let bytes: BTreeMap<String, Vec<u8>> = out
-        .iter()
-        .map(|(k, (_, d))| (k.clone(), d.iter().flat_map(|x| x.to_le_bytes()).collect()))
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = out
-        .iter()
-        .map(|(k, (s, _))| {
-            let v = safetensors::tensor::TensorView::new(Dtype::F32, s.clone(), &bytes[k])
-                .expect("consistent sizes");
-            (k.clone(), v)
-        })
-        .collect();
     let meta: std::collections::HashMap<String, String> = [
         ("model".to_string(), args.model.clone()),
         ("texts".to_string(), serde_json::to_string(&texts)?),
     ]
     .into();
-    safetensors::serialize_to_file(views, Some(meta), &args.out)
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    write_f32(&args.out, &out, Some(meta))?;
     for (k, (s, _)) in &out {
         println!("{k} {s:?}");
     }

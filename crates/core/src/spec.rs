@@ -415,8 +415,7 @@ impl RunSpec {
         static DEFAULTS: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
         let defaults = DEFAULTS
             .get_or_init(|| serde_json::to_value(RunSpec::default()).expect("specs serialise"));
-        let full = serde_json::to_value(self).expect("specs serialise");
-        let mut full = full;
+        let mut full = serde_json::to_value(self).expect("specs serialise");
         for (section, field) in EXECUTION_FIELDS {
             if let Some(m) = full.get_mut(*section).and_then(Value::as_object_mut) {
                 m.remove(*field);

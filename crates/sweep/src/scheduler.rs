@@ -209,17 +209,14 @@ pub fn execute(
         // Start what can start. The cores not leased to running workers are shared among
         // the runs that start now: a run that starts alone (the quickstart's pretraining)
         // computes on every free core.
-        let ready_now = |waiting: &[usize]| {
-            waiting
-                .iter()
-                .filter(|&&i| def.runs[i].needs().values().all(|d| done.contains(d)))
-                .count()
-        };
-        let mut starting = ready_now(&waiting).min(slots.saturating_sub(running.len()));
+        let ready = |i: usize| def.runs[i].needs().values().all(|d| done.contains(d));
+        let mut starting = waiting
+            .iter()
+            .filter(|&&i| ready(i))
+            .count()
+            .min(slots.saturating_sub(running.len()));
         while !stopping && running.len() < slots {
-            let ready = waiting
-                .iter()
-                .position(|&i| def.runs[i].needs().values().all(|d| done.contains(d)));
+            let ready = waiting.iter().position(|&i| ready(i));
             let Some(pos) = ready else { break };
             let peers = peers_of(&def.runs[waiting[pos]], opts);
             if !opts.devices.is_empty() && free_devices.len() < peers {
@@ -348,8 +345,13 @@ pub fn execute(
 
 /// Data-parallel peers of a run: its spec's `model.devices`, else the sweep's default.
 fn peers_of(run: &crate::PlannedRun, opts: &SweepOptions) -> usize {
+    peers_or(run, opts.devices_per_run)
+}
+
+/// `model.devices` of a run, or `per_run` where the spec leaves it at 0.
+fn peers_or(run: &crate::PlannedRun, per_run: usize) -> usize {
     match run.spec.model.devices {
-        0 => opts.devices_per_run.max(1),
+        0 => per_run.max(1),
         n => n as usize,
     }
 }
@@ -362,13 +364,7 @@ pub fn unplaceable(def: &SweepDef, devices: usize, per_run: usize) -> Vec<(RunId
     }
     def.runs
         .iter()
-        .map(|r| {
-            let n = match r.spec.model.devices {
-                0 => per_run.max(1),
-                n => n as usize,
-            };
-            (r.id.clone(), n)
-        })
+        .map(|r| (r.id.clone(), peers_or(r, per_run)))
         .filter(|(_, n)| *n > devices)
         .collect()
 }

@@ -50,6 +50,17 @@ impl<B: FusedAutodiffBackend> PeerCtx<'_, B> {
         self.rows.len() as f64 / self.batch.max(1) as f64
     }
 
+    /// The rows a mean loss of this peer is computed on: its own, or row 0 when it has none (a
+    /// batch smaller than the peers), whose loss [`weight`](Self::weight) 0 then cancels — the
+    /// peer still produces a gradient for every parameter, as the all-reduce needs.
+    pub fn loss_rows(&self) -> Range<usize> {
+        if self.rows.is_empty() {
+            0..1
+        } else {
+            self.rows.clone()
+        }
+    }
+
     /// A value every peer computes the same from the whole batch (a contrastive loss's
     /// temperature): its gradient is counted once, on peer 0; the other peers pass zero
     /// gradients (not none: every peer's gradients must name the same parameters).

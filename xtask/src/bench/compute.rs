@@ -34,18 +34,37 @@ fn torch(name: &str, threads: usize, args: &[String]) -> Result<Option<Value>> {
 
 /// The per-round values a peer reports under `key`.
 pub fn peer_stats(v: &Value, key: &str) -> Result<Stats> {
-    let values: Vec<f64> = v[key]
+    rounds_of(&v[key], key)
+}
+
+/// The statistics of one array of per-round values (`what` names it in errors).
+fn rounds_of(values: &Value, what: &str) -> Result<Stats> {
+    let values: Vec<f64> = values
         .as_array()
-        .with_context(|| format!("the peer's `{key}`"))?
+        .with_context(|| format!("the peer's `{what}`"))?
         .iter()
         .filter_map(Value::as_f64)
         .collect();
-    anyhow::ensure!(!values.is_empty(), "the peer reported no `{key}`");
+    anyhow::ensure!(!values.is_empty(), "the peer reported no `{what}`");
     Ok(Stats::of(&values))
 }
 
 fn torch_version(v: &Value) -> &str {
     v["torch"].as_str().unwrap_or("?")
+}
+
+/// Prints the PyTorch peer's `key` (`  PyTorch <version><label>: median (range)`, `digits`
+/// decimals) and returns its median; `None` when the peer did not run.
+fn peer_median(
+    theirs: &Option<Value>,
+    key: &str,
+    label: &str,
+    digits: usize,
+) -> Result<Option<f64>> {
+    let Some(v) = theirs else { return Ok(None) };
+    let s = peer_stats(v, key)?;
+    println!("  PyTorch {}{label}: {}", torch_version(v), s.show(digits));
+    Ok(Some(s.median))
 }
 
 /// The layers' products: `(m, k, n, what)`.
@@ -90,20 +109,13 @@ pub fn gemm() -> Result<()> {
             Stats::of(&rates)
         };
         let (ours, crate_threads) = (measure(Engine::Split), measure(Engine::GemmCrate));
-        let series = |v: &Value, key: &str| -> Option<Stats> {
-            let r: Vec<f64> = v[key]
-                .get(i)?
-                .as_array()?
-                .iter()
-                .filter_map(Value::as_f64)
-                .collect();
-            (!r.is_empty()).then(|| Stats::of(&r))
-        };
         let mut peer = String::new();
         if let Some(v) = &theirs {
-            let s = series(v, "gflops").context("the peer's gflops")?;
+            let s = rounds_of(&v["gflops"][i], "gflops")?;
             peer += &format!(", PyTorch {} (MKL) {}", torch_version(v), s.show(0));
-            if let Some(s) = series(v, "openblas") {
+            // Absent (null) when the peer's Python has no numpy.
+            if !v["openblas"].is_null() {
+                let s = rounds_of(&v["openblas"][i], "openblas")?;
                 peer += &format!(
                     ", OpenBLAS (numpy {}) {}",
                     v["numpy"].as_str().unwrap_or("?"),
@@ -142,19 +154,12 @@ pub fn clip() -> Result<()> {
         cores()
     );
     let theirs = torch("clip_vision_torch.py", cores(), &[r.to_string()])?;
-    let torch_ms = match &theirs {
-        Some(v) => {
-            let s = peer_stats(v, "ms_per_image")?;
-            println!(
-                "  PyTorch {} (transformers CLIPModel, {} threads): {}",
-                torch_version(v),
-                cores(),
-                s.show(1)
-            );
-            Some(s.median)
-        }
-        None => None,
-    };
+    let torch_ms = peer_median(
+        &theirs,
+        "ms_per_image",
+        &format!(" (transformers CLIPModel, {} threads)", cores()),
+        1,
+    )?;
     let ratio = |ms: f64| match torch_ms {
         Some(t) => format!(" — {:.2}× PyTorch's time", ms / t),
         None => String::new(),
@@ -320,14 +325,7 @@ pub fn train() -> Result<()> {
         cores(),
         &[r.to_string(), batch.to_string(), "8".into()],
     )?;
-    let torch_cps = match &theirs {
-        Some(v) => {
-            let s = peer_stats(v, "clips_per_s")?;
-            println!("  PyTorch {}: {}", torch_version(v), s.show(3));
-            Some(s.median)
-        }
-        None => None,
-    };
+    let torch_cps = peer_median(&theirs, "clips_per_s", "", 3)?;
     let cps =
         |times: &[f64]| Stats::of(&times.iter().map(|t| batch as f64 / t).collect::<Vec<_>>());
     for (name, mode) in [("fused", Mode::Fused), ("decomposed", Mode::Decomposed)] {
@@ -519,18 +517,7 @@ pub fn pretrain() -> Result<()> {
             steps.to_string(),
         ],
     )?;
-    let torch_ms = match &theirs {
-        Some(v) => {
-            let s = peer_stats(v, "ms_per_step")?;
-            println!(
-                "  PyTorch {} ({n} threads): {}",
-                torch_version(v),
-                s.show(1)
-            );
-            Some(s.median)
-        }
-        None => None,
-    };
+    let torch_ms = peer_median(&theirs, "ms_per_step", &format!(" ({n} threads)"), 1)?;
     let mut configs = vec![(1, n)];
     if n > 1 {
         configs.push((n, 1));

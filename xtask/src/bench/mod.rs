@@ -469,19 +469,7 @@ fn probe_model(dir: &std::path::Path) -> Result<()> {
         }
         out.insert(name, (shape, data));
     }
-    let raw: BTreeMap<&String, Vec<u8>> = out
-        .iter()
-        .map(|(k, (_, d))| (k, d.iter().flat_map(|x| x.to_le_bytes()).collect()))
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = out
-        .iter()
-        .map(|(k, (s, _))| {
-            let v = safetensors::tensor::TensorView::new(Dtype::F32, s.clone(), &raw[k])
-                .expect("consistent sizes");
-            (k.clone(), v)
-        })
-        .collect();
-    safetensors::serialize_to_file(views, None, &dir.join("model.safetensors"))?;
+    crate::clip_cmd::write_f32(&dir.join("model.safetensors"), &out, None)?;
     let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
         fixtures.join("tiny-a/config.json"),
     )?)?;

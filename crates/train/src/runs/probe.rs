@@ -177,12 +177,7 @@ fn probe<B: FusedAutodiffBackend>(
         for (i, idx) in order.chunks(batch).enumerate() {
             let factor = stepper.at(e as usize, i);
             let values = replicas.step(idx.len(), factor, i + 1 == iters, &|m, ctx| {
-                // A peer with no rows (a batch smaller than the peers) adds nothing.
-                let rows = if ctx.rows.is_empty() {
-                    0..1
-                } else {
-                    ctx.rows.clone()
-                };
+                let rows = ctx.loss_rows();
                 let (x, labels) = gather::<B>(&train, &idx[rows], ctx.device);
                 let y = crate::fit::targets::<B>(&labels, ctx.device);
                 let ce = CrossEntropyLossConfig::new().init(ctx.device);

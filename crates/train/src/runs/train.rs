@@ -280,12 +280,7 @@ fn train<B: FusedAutodiffBackend>(
             factor = stepper.at(e as usize, i);
             let per = b.shape[1..].iter().product::<usize>();
             let values = replicas.step(b.labels.len(), factor, i + 1 == iters, &|m, ctx| {
-                // A peer with no rows (a batch smaller than the peers) adds nothing.
-                let rows = if ctx.rows.is_empty() {
-                    0..1
-                } else {
-                    ctx.rows.clone()
-                };
+                let rows = ctx.loss_rows();
                 let mut shape = b.shape;
                 shape[0] = rows.len();
                 let x = Tensor::<B, 5>::from_data(
