@@ -15,6 +15,12 @@ pub type Cuda = burn::backend::Cuda;
 
 /// Checks that `name` can run here.
 pub fn check(name: &str) -> Result<()> {
+    check_for(name, true)
+}
+
+/// Checks that this build has `name`, and with `here` that this machine can run it (a Slurm
+/// coordinator on a login node needs the CUDA build, not a GPU).
+pub fn check_for(name: &str, here: bool) -> Result<()> {
     match name {
         "cpu" => Ok(()),
         "cuda" if !cfg!(feature = "cuda") => bail!(
@@ -22,7 +28,7 @@ pub fn check(name: &str) -> Result<()> {
              (cargo run --release -p xtask --features cuda -- ...)"
         ),
         "cuda" => {
-            if cuda_driver_present() {
+            if !here || cuda_driver_present() {
                 Ok(())
             } else {
                 bail!("--backend cuda: no CUDA driver found (libcuda.so.1 cannot be loaded)")

@@ -18,7 +18,34 @@ fn open(results: &Path) -> Result<Store> {
             dir.display()
         );
     }
-    Ok(Store::open(&dir)?)
+    let store = Store::open(&dir)?;
+    crate::sweep_cmd::sync_slurm(&store, results)?;
+    Ok(store)
+}
+
+/// `cancel <sweep>`: its runs at Slurm cancelled and recorded interrupted.
+pub fn cancel(results: &Path, sweep: &str) -> Result<()> {
+    let store = match Store::open(&store_dir(results)) {
+        Err(t4v_store::StoreError::Locked { path }) => bail!(
+            "a coordinator holds the store {}: stop it (Ctrl-C; its tasks stay at Slurm), \
+             then cancel",
+            path.display()
+        ),
+        r => r?,
+    };
+    let record = store
+        .sweep(sweep)?
+        .with_context(|| format!("no sweep `{sweep}` in the store"))?;
+    let runs: std::collections::HashSet<_> = record.runs.iter().cloned().collect();
+    let cancelled = t4v_sweep::slurm::cancel(&store, &std::path::absolute(results)?, &runs)?;
+    println!(
+        "cancelled {} run(s) of sweep `{sweep}` at Slurm; they are pending again",
+        cancelled.len()
+    );
+    for id in cancelled {
+        println!("  {id}");
+    }
+    Ok(())
 }
 
 /// The JSON form of a run for `runs --json` and `show --json`.

@@ -113,9 +113,21 @@ enum Cmd {
         #[arg(long, default_value_t = 10_000)]
         runs: usize,
     },
+    /// Stop a sweep's runs at Slurm (`scancel`) and record them as interrupted: the next
+    /// `sweep` runs them again.
+    Cancel {
+        /// The sweep's name.
+        sweep: String,
+    },
     /// Execute one run (started by the sweep coordinator; not for direct use).
     #[command(hide = true)]
-    Worker { job: PathBuf },
+    Worker {
+        job: PathBuf,
+        /// Where events go: `stdout` (a pipe to the coordinator) or `file` (the attempt's
+        /// event file in its run folder, for a batch system's task).
+        #[arg(long, default_value = "stdout", value_parser = ["stdout", "file"])]
+        events: String,
+    },
 }
 
 fn main() -> Result<()> {
@@ -123,7 +135,14 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let registry = registry::REGISTRY;
     match cli.command {
-        Cmd::Worker { job } => std::process::exit(t4v_sweep::worker::run(&job, &registry)),
+        Cmd::Worker { job, events } => {
+            let events = match events.as_str() {
+                "file" => t4v_sweep::worker::Events::File,
+                _ => t4v_sweep::worker::Events::Stdout,
+            };
+            std::process::exit(t4v_sweep::worker::run(&job, &registry, events))
+        }
+        Cmd::Cancel { sweep } => listing::cancel(&cli.results, &sweep),
         Cmd::Sweep(args) => {
             let code = sweep_cmd::run(&cli.results, &args, &registry)?;
             std::process::exit(code)

@@ -104,7 +104,10 @@ pub fn run(results: &Path, args: &ReportArgs) -> Result<()> {
         );
     }
     let (record, runs) = match Store::open(&dir) {
-        Ok(store) => from_store(&store, &args.sweep)?,
+        Ok(store) => {
+            crate::sweep_cmd::sync_slurm(&store, results)?;
+            from_store(&store, &args.sweep)?
+        }
         Err(StoreError::Locked { .. }) => {
             let snap = snapshot_path(results);
             eprintln!(

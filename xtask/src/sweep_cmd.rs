@@ -44,6 +44,98 @@ pub struct SweepArgs {
     /// A script argument, read in the script with `arg("name", default)` (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
     pub set: Vec<(String, String)>,
+    /// Where runs execute: `local` worker processes, or `slurm` job arrays (one task per run;
+    /// options from `<results>/slurm.toml` and the `--slurm-*` flags).
+    #[arg(long, default_value = "local", value_parser = ["local", "slurm"])]
+    pub executor: String,
+    /// Hand the runs that are ready to Slurm and return; `sweep` again (or `runs`, `report`)
+    /// records what ended and follows the rest.
+    #[arg(long)]
+    pub detach: bool,
+    #[command(flatten)]
+    pub slurm: SlurmArgs,
+}
+
+/// Slurm options on the command line; each overrides its key in `<results>/slurm.toml`.
+#[derive(Args, Default)]
+#[command(next_help_heading = "Slurm (--executor slurm)")]
+pub struct SlurmArgs {
+    /// `--partition` of every task.
+    #[arg(long, value_name = "NAME")]
+    pub slurm_partition: Option<String>,
+    /// `--account` to charge.
+    #[arg(long, value_name = "NAME")]
+    pub slurm_account: Option<String>,
+    /// `--qos` of every task.
+    #[arg(long, value_name = "NAME")]
+    pub slurm_qos: Option<String>,
+    /// `--time` of every task (Slurm's formats); --timeout overrides it.
+    #[arg(long, value_name = "TIME")]
+    pub slurm_time: Option<String>,
+    /// `--mem` of every task (`64G`).
+    #[arg(long, value_name = "SIZE")]
+    pub slurm_mem: Option<String>,
+    /// `--cpus-per-task` (default: a CPU run's data-parallel peers).
+    #[arg(long, value_name = "N")]
+    pub slurm_cpus_per_task: Option<u32>,
+    /// GPUs per task, `--gres=gpu:N` (default: the run's devices with --backend cuda).
+    #[arg(long, value_name = "N")]
+    pub slurm_gpus_per_run: Option<u32>,
+    /// GPU type in the request, `--gres=gpu:TYPE:N`.
+    #[arg(long, value_name = "TYPE")]
+    pub slurm_gpu_type: Option<String>,
+    /// A further `sbatch` argument (repeatable): `--sbatch-arg=--constraint=a100`.
+    #[arg(long = "sbatch-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub sbatch_args: Vec<String>,
+}
+
+impl SlurmArgs {
+    fn config(&self) -> t4v_sweep::slurm::SlurmConfig {
+        t4v_sweep::slurm::SlurmConfig {
+            partition: self.slurm_partition.clone(),
+            account: self.slurm_account.clone(),
+            qos: self.slurm_qos.clone(),
+            time: self.slurm_time.clone(),
+            mem: self.slurm_mem.clone(),
+            cpus_per_task: self.slurm_cpus_per_task,
+            gpus_per_run: self.slurm_gpus_per_run,
+            gpu_type: self.slurm_gpu_type.clone(),
+            sbatch_args: self.sbatch_args.clone(),
+        }
+    }
+}
+
+/// Records what Slurm tasks did since a coordinator last looked (the store must be held);
+/// returns the attempts still queued or running. Says what it recorded on stderr.
+pub fn sync_slurm(store: &Store, results: &Path) -> Result<Vec<t4v_sweep::slurm::Attached>> {
+    let synced = t4v_sweep::slurm::sync(store, &std::path::absolute(results)?)
+        .context("following the runs at Slurm")?;
+    if !synced.concluded.is_empty() {
+        let ok = synced
+            .concluded
+            .iter()
+            .filter(|(_, o, _)| *o == t4v_store::AttemptOutcome::Succeeded)
+            .count();
+        eprintln!(
+            "slurm: {} run(s) ended since a coordinator last looked ({ok} succeeded)",
+            synced.concluded.len()
+        );
+        for (id, o, r) in &synced.concluded {
+            if let Some(r) = r
+                .as_ref()
+                .filter(|_| *o != t4v_store::AttemptOutcome::Succeeded)
+            {
+                eprintln!("  {id}: {r}");
+            }
+        }
+    }
+    if !synced.attached.is_empty() {
+        eprintln!(
+            "slurm: {} run(s) still queued or running",
+            synced.attached.len()
+        );
+    }
+    Ok(synced.attached)
 }
 
 pub fn store_dir(results: &Path) -> PathBuf {
@@ -81,7 +173,12 @@ pub fn run(results: &Path, args: &SweepArgs, registry: &Registry) -> Result<i32>
             )
         })?;
     }
-    backend::check(&args.backend)?;
+    let slurm = args.executor == "slurm";
+    if args.detach && !slurm {
+        anyhow::bail!("--detach needs --executor slurm (local workers end with their coordinator)");
+    }
+    // A Slurm coordinator (a login node) needs a CUDA build, not a GPU of its own.
+    backend::check_for(&args.backend, !slurm)?;
     let gpus = if args.backend == "cpu" {
         0
     } else if args.devices.is_empty() {
@@ -119,7 +216,22 @@ pub fn run(results: &Path, args: &SweepArgs, registry: &Registry) -> Result<i32>
         return Ok(0);
     }
 
+    let executor = if slurm {
+        let cfg = t4v_sweep::slurm::SlurmConfig::load(results)?.overridden_by(args.slurm.config());
+        t4v_sweep::ExecutorChoice::Slurm(cfg)
+    } else {
+        t4v_sweep::ExecutorChoice::Local
+    };
+
     let store = Store::open(&dir)?;
+    let attached = sync_slurm(&store, results)?;
+    if !slurm && !attached.is_empty() {
+        anyhow::bail!(
+            "{} run(s) of earlier sweeps are still queued or running at Slurm; follow them with \
+             `--executor slurm`, or stop them with `cargo xtask cancel <sweep>`",
+            attached.len()
+        );
+    }
     let interrupted = store.recover_interrupted()?;
     if !interrupted.is_empty() {
         eprintln!(
@@ -135,8 +247,6 @@ pub fn run(results: &Path, args: &SweepArgs, registry: &Registry) -> Result<i32>
     let plan = Plan::new(&def, Some(&store), args.retry_failed)?;
     eprint!("{}", plan.changes(&def));
     eprintln!("sweep `{}`: {}", def.name, plan.summary());
-
-    t4v_sweep::plan::register(&store, &def, plan.previous.as_ref())?;
 
     let workdir = args
         .script
@@ -157,8 +267,24 @@ pub fn run(results: &Path, args: &SweepArgs, registry: &Registry) -> Result<i32>
         },
         provenance: Provenance::collect(workdir, &args.backend, versions()),
         snapshot: Some(crate::report_cmd::snapshot_path(results)),
+        executor,
+        detach: args.detach,
     };
-    let out = t4v_sweep::scheduler::execute(&store, &def, &plan, &opts)?;
+    // What Slurm would refuse (GPUs the cluster lacks, an unknown partition) is refused here,
+    // before the sweep is recorded or anything submitted.
+    if let t4v_sweep::ExecutorChoice::Slurm(cfg) = &opts.executor {
+        let to_run: Vec<&t4v_sweep::PlannedRun> = def
+            .runs
+            .iter()
+            .zip(&plan.states)
+            .filter(|(_, s)| s.runs())
+            .map(|(r, _)| r)
+            .collect();
+        t4v_sweep::slurm::validate(cfg, &opts, &to_run)
+            .map_err(|(id, e)| anyhow::anyhow!("run {id}: {e}"))?;
+    }
+    t4v_sweep::plan::register(&store, &def, plan.previous.as_ref())?;
+    let out = t4v_sweep::scheduler::execute_with(&store, &def, &plan, &opts, attached)?;
     let skipped = plan.states.iter().filter(|s| !s.runs()).count();
     eprintln!(
         "sweep `{}` finished in {}: {} succeeded, {} failed, {} blocked, {} skipped (done or failed before){}",
@@ -181,6 +307,23 @@ pub fn run(results: &Path, args: &SweepArgs, registry: &Registry) -> Result<i32>
     );
     for (id, reason) in &out.failed {
         eprintln!("  failed {id}: {reason}");
+    }
+    if args.detach {
+        eprintln!(
+            "detached: {} run(s) queued or running at Slurm{}; `cargo xtask sweep {} --executor \
+             slurm` (or `runs`, `report`) records what ended, `cargo xtask cancel {}` stops them",
+            out.detached,
+            if out.waiting > 0 {
+                format!(
+                    ", {} waiting for them (a later `sweep` submits those)",
+                    out.waiting
+                )
+            } else {
+                String::new()
+            },
+            args.script.display(),
+            def.name
+        );
     }
     let failed_before = plan
         .states

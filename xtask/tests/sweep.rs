@@ -1,96 +1,11 @@
 //! End to end: the `xtask` binary that `cargo test` built, driving sweeps of `selftest` runs.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::sweeps::*;
 use serde_json::Value;
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_xtask")
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Env {
-        Env {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn results(&self) -> PathBuf {
-        self.dir.path().join("results")
-    }
-
-    fn script(&self, name: &str, body: &str) -> PathBuf {
-        let p = self.dir.path().join(name);
-        std::fs::write(&p, body).unwrap();
-        p
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin());
-        c.arg("--results")
-            .arg(self.results())
-            .args(args)
-            .env_remove("T4V_RESULTS")
-            .env("RUST_BACKTRACE", "0");
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "xtask {args:?} failed:\n{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap() + &String::from_utf8(o.stderr).unwrap()
-    }
-
-    fn runs(&self) -> Vec<Value> {
-        let o = self.run(&["runs", "--json"]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        serde_json::from_slice::<Value>(&o.stdout)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
-    }
-
-    fn export(&self) -> String {
-        let o = self.run(&["export"]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8(o.stdout).unwrap()
-    }
-}
-
-fn outcome(r: &Value) -> &str {
-    r["spec"]["params"]["outcome"].as_str().unwrap()
-}
-
-fn successes(r: &Value) -> usize {
-    r["attempts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["outcome"] == "succeeded")
-        .count()
-}
 
 #[test]
 fn the_selftest_sweep_completes_with_reasons_for_requested_failures() {
@@ -98,41 +13,7 @@ fn the_selftest_sweep_completes_with_reasons_for_requested_failures() {
     let script = repo().join("experiments/selftest.rhai");
     let out = env.ok(&["sweep", script.to_str().unwrap(), "--jobs", "2"]);
     assert!(out.contains("24 succeeded, 4 failed"), "{out}");
-    let runs = env.runs();
-    assert_eq!(runs.len(), 28);
-    for r in &runs {
-        let want_fail = outcome(r) != "succeed";
-        assert_eq!(
-            r["status"],
-            if want_fail { "failed" } else { "done" },
-            "{r}"
-        );
-        assert_eq!(r["sweeps"], serde_json::json!(["selftest"]));
-        assert_eq!(r["attempts"].as_array().unwrap().len(), 1);
-        assert!(r["metrics"]["val/top1"].is_number(), "{r}");
-        let reason = r["reason"].as_str().unwrap_or("");
-        match outcome(r) {
-            "fail" => assert_eq!(reason, "selftest asked to fail"),
-            "panic" => assert!(
-                reason.contains("panicked at") && reason.contains("selftest asked to panic"),
-                "{reason}"
-            ),
-            "abort" => assert_eq!(reason, "killed by SIGABRT (6)"),
-            "nan" => assert_eq!(reason, "non-finite loss: train/loss = NaN at step 2"),
-            _ => {
-                assert!(r["reason"].is_null());
-                assert!(r["metrics"]["test/top1"].is_number());
-                assert!(Path::new(r["artefacts"]["result"].as_str().unwrap()).exists());
-            }
-        }
-        if outcome(r) == "panic" {
-            let tail = r["attempts"][0]["stderr_tail"].as_array().unwrap();
-            assert!(
-                tail.iter()
-                    .any(|l| l.as_str().unwrap().contains("selftest asked to panic"))
-            );
-        }
-    }
+    check_selftest(&env);
     // Rerunning does nothing: every run is done or failed.
     let out = env.ok(&["sweep", script.to_str().unwrap()]);
     assert!(out.contains("0 succeeded, 0 failed"), "{out}");
@@ -186,7 +67,7 @@ fn a_killed_coordinator_resumes_without_redoing_finished_runs() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(200));
-    unsafe { libc_kill(child.id() as i32, 9) };
+    kill9(child.id());
     child.wait().unwrap();
     // Workers die with their coordinator: no process of this results folder is left.
     std::thread::sleep(Duration::from_millis(300));
@@ -230,11 +111,6 @@ fn a_killed_coordinator_resumes_without_redoing_finished_runs() {
         .filter(|a| a["outcome"] == "interrupted")
         .count();
     assert_eq!(interrupted, running_before);
-}
-
-unsafe extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
 #[test]

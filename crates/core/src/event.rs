@@ -81,6 +81,25 @@ mod finite_or_tag {
 }
 
 /// Writes events as JSON lines, flushing each so the coordinator sees them at once.
+/// Collects what is written and hands it to the file in one append, then syncs, on `flush`.
+struct SyncedLines {
+    file: std::fs::File,
+    line: Vec<u8>,
+}
+
+impl Write for SyncedLines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.write_all(&self.line)?;
+        self.line.clear();
+        self.file.sync_data()
+    }
+}
+
 pub struct Reporter {
     out: Box<dyn Write + Send>,
 }
@@ -93,6 +112,20 @@ impl Reporter {
     /// A reporter on the process's stdout (the worker's channel to the coordinator).
     pub fn stdout() -> Self {
         Self::new(Box::new(std::io::stdout()))
+    }
+
+    /// A reporter appending to an event file (a worker under a batch system, whose
+    /// coordinator reads the file): each event is one whole line, on disk before `emit`
+    /// returns, so a reader never sees half an event and a crash loses none already emitted.
+    pub fn file(path: &std::path::Path) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(Self::new(Box::new(SyncedLines {
+            file,
+            line: Vec::new(),
+        })))
     }
 
     pub fn emit(&mut self, event: &Event) {

@@ -19,7 +19,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use records::{Attempt, AttemptOutcome, Claim, ExitInfo, RunRecord, RunStatus, SweepRecord};
+pub use records::{
+    Attempt, AttemptOutcome, Claim, ExitInfo, ExternalJob, RunRecord, RunStatus, SweepRecord,
+};
 pub use series::Series;
 use t4v_core::RunId;
 
@@ -361,39 +363,75 @@ impl Store {
     }
 
     /// Runs left `running` by a coordinator that died. Holding the store means no other
-    /// coordinator is alive, so each is marked interrupted and becomes pending again.
+    /// coordinator is alive, so each is marked interrupted and becomes pending again, except
+    /// attempts a batch system executes (`Attempt::job`): they outlive their coordinator and
+    /// are left for the next one to re-attach.
     pub fn recover_interrupted(&self) -> Result<Vec<RunId>> {
+        let mut out = Vec::new();
+        for (id, n) in self.active_attempts()? {
+            if self.attempt(&id, n)?.is_some_and(|a| a.job.is_some()) {
+                continue;
+            }
+            self.finish(
+                &id,
+                n,
+                AttemptOutcome::Interrupted,
+                None,
+                Some("the coordinator stopped while the run was in progress".into()),
+                Vec::new(),
+            )?;
+            out.push(id);
+        }
+        self.flush()?;
+        Ok(out)
+    }
+
+    /// The runs `running` now, each with its current attempt's number (stale entries of the
+    /// index are dropped on the way).
+    pub fn active_attempts(&self) -> Result<Vec<(RunId, u32)>> {
         let mut out = Vec::new();
         for kv in self.active.iter() {
             let (k, _) = kv?;
             let id: RunId = String::from_utf8_lossy(&k)
                 .parse()
                 .map_err(|_| StoreError::NoRun(String::from_utf8_lossy(&k).into_owned()))?;
-            let Some(rec) = self.run(&id)? else {
-                self.active.remove(&k)?;
-                continue;
-            };
-            if rec.status == RunStatus::Running {
-                let n = rec
-                    .claim
-                    .as_ref()
-                    .map(|c| c.attempt)
-                    .unwrap_or(rec.attempts);
-                self.finish(
-                    &id,
-                    n,
-                    AttemptOutcome::Interrupted,
-                    None,
-                    Some("the coordinator stopped while the run was in progress".into()),
-                    Vec::new(),
-                )?;
-                out.push(id);
-            } else {
-                self.active.remove(&k)?;
+            match self.run(&id)? {
+                Some(rec) if rec.status == RunStatus::Running => {
+                    let n = rec
+                        .claim
+                        .as_ref()
+                        .map(|c| c.attempt)
+                        .unwrap_or(rec.attempts);
+                    out.push((id, n));
+                }
+                _ => {
+                    self.active.remove(&k)?;
+                }
             }
         }
-        self.flush()?;
         Ok(out)
+    }
+
+    /// One attempt of a run.
+    pub fn attempt(&self, id: &RunId, n: u32) -> Result<Option<Attempt>> {
+        let key = attempt_key(id, n);
+        self.attempts
+            .get(&key)?
+            .map(|b| decode("attempts", &key, &b))
+            .transpose()
+    }
+
+    /// Records the batch system's id of an attempt's job once it accepted the submission.
+    pub fn set_job_id(&self, id: &RunId, n: u32, job_id: &str) -> Result<()> {
+        let key = attempt_key(id, n);
+        if let Some(b) = self.attempts.get(&key)? {
+            let mut a: Attempt = decode("attempts", &key, &b)?;
+            if let Some(j) = &mut a.job {
+                j.id = Some(job_id.to_string());
+            }
+            self.attempts.insert(&key, encode(&a))?;
+        }
+        Ok(())
     }
 
     /// Records an artefact path of a run.

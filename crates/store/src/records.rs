@@ -171,6 +171,25 @@ pub struct Attempt {
     #[serde(default)]
     pub pid: Option<u32>,
     pub provenance: Provenance,
+    /// The cluster job executing it, when a batch system (Slurm) runs it rather than a child
+    /// of the coordinator: how a later coordinator finds it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<ExternalJob>,
+}
+
+/// An attempt's task in a batch system.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalJob {
+    /// The executor (`slurm`).
+    pub executor: String,
+    /// The submission's job name, unique per submission: finds the job when the coordinator
+    /// stopped between submitting and recording its id.
+    pub name: String,
+    /// The task's index in its job array.
+    pub task: u32,
+    /// The job array's id, once the batch system has accepted it (task id: `<id>_<task>`).
+    #[serde(default)]
+    pub id: Option<String>,
 }
 
 impl Attempt {
@@ -186,6 +205,7 @@ impl Attempt {
             stderr_tail: Vec::new(),
             pid: None,
             provenance,
+            job: None,
         }
     }
 }

@@ -46,6 +46,15 @@ pub fn register(
 
 use crate::script::SweepDef;
 
+/// Whether a running run's current attempt is a batch system's task (it outlives coordinators).
+fn at_batch_system(store: Option<&Store>, id: &RunId) -> Result<bool, StoreError> {
+    let Some(store) = store else { return Ok(false) };
+    let Some(n) = store.run(id)?.and_then(|r| r.claim).map(|c| c.attempt) else {
+        return Ok(false);
+    };
+    Ok(store.attempt(id, n)?.is_some_and(|a| a.job.is_some()))
+}
+
 /// What the scheduler will do with a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PlanState {
@@ -55,6 +64,8 @@ pub enum PlanState {
     Pending,
     /// Left `running` by a coordinator that died: will run again.
     Interrupted,
+    /// Queued or running at Slurm under an earlier coordinator: followed, not started again.
+    Running,
     /// Failed before; runs again only with `--retry-failed`.
     Failed,
     /// Failed before and `--retry-failed` was given: will run.
@@ -71,6 +82,7 @@ impl PlanState {
             PlanState::New => "new",
             PlanState::Pending => "pending",
             PlanState::Interrupted => "interrupted",
+            PlanState::Running => "running",
             PlanState::Failed => "failed",
             PlanState::Retry => "retry",
             PlanState::Done => "done",
@@ -120,6 +132,7 @@ impl Plan {
             let mut state = match stored {
                 None => PlanState::New,
                 Some(RunStatus::Pending) => PlanState::Pending,
+                Some(RunStatus::Running) if at_batch_system(store, &run.id)? => PlanState::Running,
                 Some(RunStatus::Running) => PlanState::Interrupted,
                 Some(RunStatus::Done) => PlanState::Done,
                 Some(RunStatus::Failed) if retry_failed => PlanState::Retry,

@@ -1,27 +1,22 @@
-//! The coordinator: starts one worker process per run (the command line itself in worker
-//! mode), reads its JSON-line events, and is the only writer of the store.
+//! The coordinator: hands the runs that are ready to an executor — worker processes of its own
+//! ([`crate::local`]) or tasks of a Slurm cluster ([`crate::slurm`]) — applies the events their
+//! workers report, and is the only writer of the store.
 //!
-//! Each worker runs in its own process group and dies with the coordinator (Linux
-//! `PR_SET_PDEATHSIG`), so a killed sweep leaves no orphans; the runs it had in flight are
-//! found `running` at the next start and re-run.
+//! Dependencies stay the coordinator's: a run is handed over once every run it needs is done,
+//! so a failed dependency blocks what needs it whatever executes it.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
 
-use t4v_core::{Event, Job, NeededRun, Provenance, RunId};
-use t4v_store::{Attempt, AttemptOutcome, ExitInfo, RunStatus, Store, StoreError};
+use t4v_core::{Job, NeededRun, Provenance, RunId};
+use t4v_store::{Attempt, AttemptOutcome, RunStatus, Store, StoreError};
 
+pub use crate::attempt::STDERR_TAIL;
+use crate::attempt::{self, Action, AttemptState, End};
 use crate::plan::{Plan, PlanState};
 use crate::progress::Progress;
-use crate::script::SweepDef;
-
-/// Lines of a worker's stderr kept with a failed attempt.
-pub const STDERR_TAIL: usize = 50;
+use crate::script::{PlannedRun, SweepDef};
 
 /// How to start a worker: `program args... <job.json>`.
 #[derive(Clone, Debug)]
@@ -30,8 +25,19 @@ pub struct WorkerCommand {
     pub args: Vec<String>,
 }
 
+/// Where the runs execute.
+#[derive(Clone, Debug, Default)]
+pub enum ExecutorChoice {
+    /// Worker processes of the coordinator, on this machine.
+    #[default]
+    Local,
+    /// Tasks of Slurm job arrays, on the cluster's nodes.
+    Slurm(crate::slurm::SlurmConfig),
+}
+
 #[derive(Clone, Debug)]
 pub struct SweepOptions {
+    /// Runs executed at once (Slurm: the throttle `%N` of each job array).
     pub jobs: usize,
     /// GPUs to lease, `devices_per_run` per running worker, through `CUDA_VISIBLE_DEVICES`.
     pub devices: Vec<String>,
@@ -48,6 +54,9 @@ pub struct SweepOptions {
     /// within [`SNAPSHOT_EVERY`] of a run finishing, and at the end), so reports can read the
     /// results of a running sweep.
     pub snapshot: Option<PathBuf>,
+    pub executor: ExecutorChoice,
+    /// Hand over what is ready and return without following it (Slurm).
+    pub detach: bool,
 }
 
 /// Least time between two snapshots of the store during a sweep.
@@ -73,6 +82,11 @@ pub struct SweepOutcome {
     pub blocked: Vec<RunId>,
     /// Runs not started or stopped because of --fail-fast.
     pub stopped: usize,
+    /// With --detach: runs left queued or running at the executor.
+    pub detached: usize,
+    /// With --detach: runs that wait for a dependency still in flight (a later `sweep` hands
+    /// them over).
+    pub waiting: usize,
     pub elapsed: Duration,
 }
 
@@ -86,31 +100,11 @@ pub enum SchedulerError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Slurm(#[from] crate::slurm::SlurmError),
 }
 
-enum Msg {
-    Stdout(RunId, String),
-    Stderr(RunId, String),
-    Closed(RunId),
-}
-
-struct Worker {
-    child: Child,
-    attempt: u32,
-    started: Instant,
-    devices: Vec<String>,
-    /// Cores leased to it (its compute threads).
-    cores: usize,
-    open_streams: u8,
-    exit: Option<ExitStatus>,
-    finished: bool,
-    failed_reason: Option<String>,
-    kill_reason: Option<(AttemptOutcome, String)>,
-    stderr_tail: VecDeque<String>,
-    stderr_log: Option<std::fs::File>,
-}
-
-fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> SchedulerError {
+pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> SchedulerError {
     let context = context.into();
     move |source| SchedulerError::Io { context, source }
 }
@@ -120,31 +114,42 @@ pub fn run_dir(results: &Path, id: &RunId) -> PathBuf {
     results.join("runs").join(id.as_str())
 }
 
-fn signal_name(sig: i32) -> &'static str {
-    match sig {
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGINT => "SIGINT",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGILL => "SIGILL",
-        libc::SIGFPE => "SIGFPE",
-        _ => "signal",
-    }
+/// What an executor started.
+pub(crate) enum Launched {
+    Started(RunId, AttemptState),
+    /// Another coordinator holds the run.
+    Claimed(RunId),
 }
 
-/// The panic message in a Rust stderr, if any.
-fn panic_message(tail: &VecDeque<String>) -> Option<String> {
-    let i = tail.iter().position(|l| l.contains("panicked at"))?;
-    let line = &tail[i];
-    let mut msg = line[line.find("panicked at").expect("found")..]
-        .trim()
-        .to_string();
-    if let Some(next) = tail.get(i + 1).filter(|l| !l.starts_with("note:")) {
-        msg = format!("{msg} {}", next.trim());
+/// News from an executor.
+pub(crate) enum Update {
+    /// A line on the worker's event channel.
+    Event(RunId, String),
+    Stderr(RunId, String),
+    Ended(RunId, End),
+    /// Something the user should know that stops nothing (Slurm did not answer once).
+    Warning(String),
+}
+
+/// Where attempts execute. The coordinator claims nothing itself: an executor claims the runs
+/// it starts ([`prepare`]), so what the store says is running is what it has in hand.
+pub(crate) trait Executor {
+    /// Starts attempts of the first runs of `ready` that fit now.
+    fn start(
+        &mut self,
+        store: &Store,
+        ready: &[&PlannedRun],
+        progress: &mut Progress,
+    ) -> Result<Vec<Launched>, SchedulerError>;
+    /// News since the last call, waiting up to `wait` for some.
+    fn poll(&mut self, wait: Duration) -> Result<Vec<Update>, SchedulerError>;
+    /// Stops an attempt; its end still comes through `poll`.
+    fn stop(&mut self, id: &RunId);
+    /// Whether the coordinator enforces `--timeout` (the local executor) or the executor has
+    /// passed it on (Slurm's `--time`).
+    fn coordinator_timeout(&self) -> bool {
+        true
     }
-    Some(msg)
 }
 
 /// Runs what the plan says should run. The sweep must already be registered in the store.
@@ -154,21 +159,29 @@ pub fn execute(
     plan: &Plan,
     opts: &SweepOptions,
 ) -> Result<SweepOutcome, SchedulerError> {
-    // With GPUs, a run also waits for as many free ones as it takes.
-    let slots = if opts.devices.is_empty() {
-        opts.jobs.max(1)
-    } else {
-        opts.jobs.max(1).min(opts.devices.len())
-    };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut free_devices: VecDeque<String> = opts.devices.iter().cloned().collect();
+    execute_with(store, def, plan, opts, Vec::new())
+}
+
+/// [`execute`], following also `attached`: attempts at Slurm that an earlier coordinator
+/// handed over and that are still queued or running ([`crate::slurm::sync`]).
+pub fn execute_with(
+    store: &Store,
+    def: &SweepDef,
+    plan: &Plan,
+    opts: &SweepOptions,
+    attached: Vec<crate::slurm::Attached>,
+) -> Result<SweepOutcome, SchedulerError> {
     let owner = format!(
         "{}:{}:{}",
         opts.provenance.host,
         std::process::id(),
         t4v_store::now_ms()
     );
-
+    let ours: HashSet<&RunId> = def.runs.iter().map(|r| &r.id).collect();
+    let attached: Vec<_> = attached
+        .into_iter()
+        .filter(|a| ours.contains(&a.id))
+        .collect();
     let mut waiting: Vec<usize> = Vec::new();
     let mut done: HashSet<RunId> = HashSet::new();
     let mut failed: HashSet<RunId> = HashSet::new();
@@ -184,10 +197,28 @@ pub fn execute(
             _ => {}
         }
     }
+    let (mut exec, mut tracked): (Box<dyn Executor>, HashMap<RunId, AttemptState>) =
+        match &opts.executor {
+            ExecutorChoice::Local => (
+                Box::new(crate::local::LocalExecutor::new(opts, owner)),
+                HashMap::new(),
+            ),
+            ExecutorChoice::Slurm(cfg) => {
+                let (e, t) =
+                    crate::slurm::SlurmExecutor::new(cfg.clone(), opts, owner, &def.name, attached);
+                (Box::new(e), t)
+            }
+        };
     let mut outcome = SweepOutcome::default();
-    let mut progress = Progress::new(waiting.len(), slots);
-    let (tx, rx): (Sender<Msg>, Receiver<Msg>) = mpsc::channel();
-    let mut running: HashMap<RunId, Worker> = HashMap::new();
+    let slots = match &opts.executor {
+        ExecutorChoice::Local => crate::local::slots(opts),
+        ExecutorChoice::Slurm(_) => opts.jobs.max(1),
+    };
+    let mut progress = Progress::new(waiting.len() + tracked.len(), slots);
+    for id in tracked.keys() {
+        let label = def.runs.iter().find(|r| &r.id == id).map(|r| r.label());
+        progress.started(id.as_str(), &label.unwrap_or_default());
+    }
     let mut stopping = false;
     // Snapshot state: when the last one was written, and whether runs finished since.
     let mut snapshot_at: Option<Instant> = None;
@@ -206,45 +237,30 @@ pub fn execute(
     snapshot(&mut progress, true, &mut changed);
 
     loop {
-        // Start what can start. The cores not leased to running workers are shared among
-        // the runs that start now: a run that starts alone (the quickstart's pretraining)
-        // computes on every free core.
-        let ready = |i: usize| def.runs[i].needs().values().all(|d| done.contains(d));
-        let mut starting = waiting
-            .iter()
-            .filter(|&&i| ready(i))
-            .count()
-            .min(slots.saturating_sub(running.len()));
-        while !stopping && running.len() < slots {
-            let ready = waiting.iter().position(|&i| ready(i));
-            let Some(pos) = ready else { break };
-            let peers = peers_of(&def.runs[waiting[pos]], opts);
-            if !opts.devices.is_empty() && free_devices.len() < peers {
-                break; // its GPUs are still leased to running runs
-            }
-            let i = waiting.remove(pos);
-            let run = &def.runs[i];
-            let devices: Vec<String> = if opts.devices.is_empty() {
-                Vec::new()
-            } else {
-                free_devices.drain(..peers).collect()
-            };
-            let leased: usize = running.values().map(|w| w.cores).sum();
-            let lease = (cores.saturating_sub(leased) / starting.max(1)).max(1);
-            starting = starting.saturating_sub(1);
-            match start(store, run, devices.clone(), lease, &owner, opts, &tx) {
-                Ok(w) => {
-                    progress.started(run.id.as_str(), &run.label());
-                    running.insert(run.id.clone(), w);
+        // Hand over what is ready, in script order.
+        if !stopping {
+            let ready: Vec<&PlannedRun> = waiting
+                .iter()
+                .map(|&i| &def.runs[i])
+                .filter(|r| r.needs().values().all(|d| done.contains(d)))
+                .collect();
+            if !ready.is_empty() {
+                for l in exec.start(store, &ready, &mut progress)? {
+                    let id = match l {
+                        Launched::Started(id, st) => {
+                            tracked.insert(id.clone(), st);
+                            id
+                        }
+                        Launched::Claimed(id) => {
+                            progress.println(&format!(
+                                "skip   {id}: already claimed by another coordinator"
+                            ));
+                            id
+                        }
+                    };
+                    waiting.retain(|&i| def.runs[i].id != id);
                 }
-                Err(StartError::AlreadyRunning) => {
-                    free_devices.extend(devices);
-                    progress.println(&format!(
-                        "skip   {}: already claimed by another coordinator",
-                        run.id
-                    ));
-                }
-                Err(StartError::Other(e)) => return Err(e),
+                changed = true;
             }
         }
         // Runs whose dependencies failed will never start.
@@ -261,10 +277,15 @@ pub fn execute(
             failed.insert(id.clone());
             outcome.blocked.push(id);
         }
-        if running.is_empty() && (waiting.is_empty() || stopping) {
+        if opts.detach {
+            outcome.detached = tracked.len();
+            outcome.waiting = waiting.len();
             break;
         }
-        if running.is_empty() {
+        if tracked.is_empty() && (waiting.is_empty() || stopping) {
+            break;
+        }
+        if tracked.is_empty() {
             // Nothing can start: the remaining runs wait on runs outside this plan.
             for i in waiting.drain(..) {
                 outcome.blocked.push(def.runs[i].id.clone());
@@ -273,63 +294,79 @@ pub fn execute(
         }
 
         snapshot(&mut progress, false, &mut changed);
-        // Wait for events.
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(msg) => handle(store, &mut running, &mut progress, msg)?,
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                unreachable!("the coordinator holds a sender")
-            }
-        }
-        while let Ok(msg) = rx.try_recv() {
-            handle(store, &mut running, &mut progress, msg)?;
-        }
-
-        // Timeouts, exits.
-        let ids: Vec<RunId> = running.keys().cloned().collect();
-        for id in ids {
-            let w = running.get_mut(&id).expect("present");
-            if let (Some(limit), None) = (opts.timeout, &w.kill_reason)
-                && w.started.elapsed() > limit
-            {
-                kill(
-                    w,
-                    AttemptOutcome::Failed,
-                    format!("timed out after {}", crate::progress::fmt_duration(limit)),
-                );
-            }
-            if w.exit.is_none() {
-                w.exit = w
-                    .child
-                    .try_wait()
-                    .map_err(io(format!("waiting for the worker of {id}")))?;
-            }
-            if w.exit.is_some() && w.open_streams == 0 {
-                let w = running.remove(&id).expect("present");
-                free_devices.extend(w.devices.iter().cloned());
-                let (result, reason) = conclude(store, &id, w, &mut progress)?;
-                changed = true;
-                match result {
-                    AttemptOutcome::Succeeded => {
-                        outcome.succeeded += 1;
-                        done.insert(id);
+        for update in exec.poll(Duration::from_millis(100))? {
+            match update {
+                Update::Event(id, line) => {
+                    let Some(st) = tracked.get_mut(&id) else {
+                        continue;
+                    };
+                    match attempt::ingest(store, &id, st, &line)? {
+                        Some(Action::Progress(d, t)) => progress.run_progress(id.as_str(), d, t),
+                        Some(Action::Kill(reason)) if st.kill_reason.is_none() => {
+                            st.kill_reason = Some((AttemptOutcome::Failed, reason));
+                            exec.stop(&id);
+                        }
+                        _ => {}
                     }
-                    AttemptOutcome::Interrupted => outcome.stopped += 1,
-                    _ => {
-                        failed.insert(id.clone());
-                        outcome.failed.push((id, reason.unwrap_or_default()));
-                        if opts.fail_fast && !stopping {
-                            stopping = true;
-                            progress.println("--fail-fast: a run failed, stopping the sweep");
-                            for w in running.values_mut() {
-                                kill(
-                                    w,
-                                    AttemptOutcome::Interrupted,
-                                    "stopped by --fail-fast after another run failed".into(),
-                                );
+                }
+                Update::Warning(message) => progress.println(&format!("warning: {message}")),
+                Update::Stderr(id, line) => {
+                    if let Some(st) = tracked.get_mut(&id) {
+                        st.push_tail(line);
+                    }
+                }
+                Update::Ended(id, end) => {
+                    let Some(st) = tracked.remove(&id) else {
+                        continue;
+                    };
+                    let elapsed = st.started.elapsed();
+                    let (result, reason) = attempt::conclude(store, &id, st, end)?;
+                    match result {
+                        AttemptOutcome::Interrupted => progress.stopped(id.as_str()),
+                        o => progress.finished(
+                            id.as_str(),
+                            o == AttemptOutcome::Succeeded,
+                            elapsed,
+                            reason.as_deref(),
+                        ),
+                    }
+                    changed = true;
+                    match result {
+                        AttemptOutcome::Succeeded => {
+                            outcome.succeeded += 1;
+                            done.insert(id);
+                        }
+                        AttemptOutcome::Interrupted => outcome.stopped += 1,
+                        _ => {
+                            failed.insert(id.clone());
+                            outcome.failed.push((id, reason.unwrap_or_default()));
+                            if opts.fail_fast && !stopping {
+                                stopping = true;
+                                progress.println("--fail-fast: a run failed, stopping the sweep");
+                                for (id, st) in tracked.iter_mut() {
+                                    if st.kill_reason.is_none() {
+                                        st.kill_reason = Some((
+                                            AttemptOutcome::Interrupted,
+                                            "stopped by --fail-fast after another run failed"
+                                                .into(),
+                                        ));
+                                        exec.stop(id);
+                                    }
+                                }
                             }
                         }
                     }
+                }
+            }
+        }
+        if let Some(limit) = opts.timeout.filter(|_| exec.coordinator_timeout()) {
+            for (id, st) in tracked.iter_mut() {
+                if st.kill_reason.is_none() && st.started.elapsed() > limit {
+                    st.kill_reason = Some((
+                        AttemptOutcome::Failed,
+                        format!("timed out after {}", crate::progress::fmt_duration(limit)),
+                    ));
+                    exec.stop(id);
                 }
             }
         }
@@ -344,12 +381,12 @@ pub fn execute(
 }
 
 /// Data-parallel peers of a run: its spec's `model.devices`, else the sweep's default.
-fn peers_of(run: &crate::PlannedRun, opts: &SweepOptions) -> usize {
+pub(crate) fn peers_of(run: &PlannedRun, opts: &SweepOptions) -> usize {
     peers_or(run, opts.devices_per_run)
 }
 
 /// `model.devices` of a run, or `per_run` where the spec leaves it at 0.
-fn peers_or(run: &crate::PlannedRun, per_run: usize) -> usize {
+fn peers_or(run: &PlannedRun, per_run: usize) -> usize {
     match run.spec.model.devices {
         0 => per_run.max(1),
         n => n as usize,
@@ -369,306 +406,85 @@ pub fn unplaceable(def: &SweepDef, devices: usize, per_run: usize) -> Vec<(RunId
         .collect()
 }
 
-enum StartError {
-    AlreadyRunning,
-    Other(SchedulerError),
+/// An attempt claimed and its job file written, ready for an executor to start.
+pub(crate) struct Prepared {
+    pub attempt: u32,
+    pub job_file: PathBuf,
+    pub run_dir: PathBuf,
 }
 
-impl From<SchedulerError> for StartError {
-    fn from(e: SchedulerError) -> Self {
-        StartError::Other(e)
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn start(
+/// Claims a new attempt of `run` (`attempt` as the template: provenance, external job) and
+/// writes its job file. `None`: another coordinator holds the run.
+pub(crate) fn prepare(
     store: &Store,
-    run: &crate::PlannedRun,
-    devices: Vec<String>,
-    cores: usize,
-    owner: &str,
+    run: &PlannedRun,
     opts: &SweepOptions,
-    tx: &Sender<Msg>,
-) -> Result<Worker, StartError> {
-    let mut provenance = opts.provenance.clone();
-    let device = (!devices.is_empty()).then(|| devices.join(","));
-    provenance.device = device.clone();
-    let attempt = match store.claim(&run.id, owner, Attempt::starting(provenance)) {
+    owner: &str,
+    attempt: Attempt,
+) -> Result<Option<Prepared>, SchedulerError> {
+    let n = match store.claim(&run.id, owner, attempt) {
         Ok(n) => n,
-        Err(StoreError::NotClaimable { .. }) => return Err(StartError::AlreadyRunning),
-        Err(e) => return Err(StartError::Other(e.into())),
+        Err(StoreError::NotClaimable { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
     };
     let dir = run_dir(&opts.results_dir, &run.id);
-    std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
-    let mut needs = BTreeMap::new();
-    for (role, dep) in run.needs() {
-        let rec = store
-            .run(dep)
-            .map_err(SchedulerError::from)?
-            .filter(|r| r.status == RunStatus::Done);
-        let rec = rec.ok_or_else(|| SchedulerError::Store(StoreError::NoRun(dep.to_string())))?;
-        needs.insert(
-            role.clone(),
-            NeededRun {
-                id: dep.clone(),
-                run_dir: run_dir(&opts.results_dir, dep),
-                artefacts: rec
-                    .artefacts
-                    .iter()
-                    .map(|(k, v)| (k.clone(), PathBuf::from(v)))
-                    .collect(),
-            },
-        );
-    }
-    let job = Job {
-        id: run.id.clone(),
-        attempt,
-        spec: run.spec.clone(),
-        run_dir: dir.clone(),
-        results_dir: opts.results_dir.clone(),
-        needs,
-        backend: opts.backend.clone(),
-        peers: peers_of(run, opts),
-    };
-    let job_file = dir.join(format!("job-{attempt}.json"));
-    std::fs::write(
-        &job_file,
-        serde_json::to_vec_pretty(&job).expect("jobs serialise"),
-    )
-    .map_err(io(format!("writing {}", job_file.display())))?;
-    let stderr_path = dir.join(format!("attempt-{attempt}.stderr.log"));
-    let stderr_log = std::fs::File::create(&stderr_path).ok();
-
-    let mut cmd = Command::new(&opts.worker.program);
-    cmd.args(&opts.worker.args)
-        .arg(&job_file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env("T4V_RUN_ID", run.id.as_str())
-        .process_group(0);
-    if let Some(d) = &device {
-        cmd.env("CUDA_VISIBLE_DEVICES", d);
-    }
-    // Concurrent workers share the cores instead of each starting one compute thread per core
-    // (oversubscription costs ~15 % on small tensor ops): each computes on the cores leased
-    // to it; a user's own setting wins.
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        cmd.env("RAYON_NUM_THREADS", cores.to_string());
-    }
-    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            let reason = format!("cannot start worker {}: {e}", opts.worker.program.display());
-            store
-                .finish(
-                    &run.id,
-                    attempt,
-                    AttemptOutcome::Failed,
-                    None,
-                    Some(reason.clone()),
-                    vec![],
-                )
-                .map_err(SchedulerError::from)?;
-            return Err(StartError::Other(SchedulerError::Io {
-                context: reason,
-                source: e,
-            }));
+    let job_file = attempt::job_file(&dir, n);
+    let written = (|| {
+        std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+        let mut needs = BTreeMap::new();
+        for (role, dep) in run.needs() {
+            let rec = store
+                .run(dep)?
+                .filter(|r| r.status == RunStatus::Done)
+                .ok_or_else(|| SchedulerError::Store(StoreError::NoRun(dep.to_string())))?;
+            needs.insert(
+                role.clone(),
+                NeededRun {
+                    id: dep.clone(),
+                    run_dir: run_dir(&opts.results_dir, dep),
+                    artefacts: rec
+                        .artefacts
+                        .iter()
+                        .map(|(k, v)| (k.clone(), PathBuf::from(v)))
+                        .collect(),
+                },
+            );
         }
-    };
-    let out = child.stdout.take().expect("piped");
-    let err = child.stderr.take().expect("piped");
-    for (stream, is_err) in [
-        (Box::new(out) as Box<dyn std::io::Read + Send>, false),
-        (Box::new(err), true),
-    ] {
-        let tx = tx.clone();
-        let id = run.id.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines() {
-                let Ok(line) = line else { break };
-                let msg = if is_err {
-                    Msg::Stderr(id.clone(), line)
-                } else {
-                    Msg::Stdout(id.clone(), line)
-                };
-                if tx.send(msg).is_err() {
-                    return;
-                }
-            }
-            let _ = tx.send(Msg::Closed(id));
-        });
+        let job = Job {
+            id: run.id.clone(),
+            attempt: n,
+            spec: run.spec.clone(),
+            run_dir: dir.clone(),
+            results_dir: opts.results_dir.clone(),
+            needs,
+            backend: opts.backend.clone(),
+            peers: peers_of(run, opts),
+        };
+        std::fs::write(
+            &job_file,
+            serde_json::to_vec_pretty(&job).expect("jobs serialise"),
+        )
+        .map_err(io(format!("writing {}", job_file.display())))
+    })();
+    if let Err(e) = written {
+        unclaim(store, &run.id, n, &e.to_string())?;
+        return Err(e);
     }
-    Ok(Worker {
-        child,
-        attempt,
-        started: Instant::now(),
-        devices,
-        cores,
-        open_streams: 2,
-        exit: None,
-        finished: false,
-        failed_reason: None,
-        kill_reason: None,
-        stderr_tail: VecDeque::new(),
-        stderr_log,
-    })
+    Ok(Some(Prepared {
+        attempt: n,
+        job_file,
+        run_dir: dir,
+    }))
 }
 
-fn kill(w: &mut Worker, outcome: AttemptOutcome, reason: String) {
-    if w.kill_reason.is_none() && w.exit.is_none() {
-        w.kill_reason = Some((outcome, reason));
-        // The whole process group: a run may have started helpers.
-        unsafe {
-            libc::kill(-(w.child.id() as i32), libc::SIGKILL);
-        }
-    }
-}
-
-fn push_tail(w: &mut Worker, line: String) {
-    if let Some(f) = &mut w.stderr_log {
-        let _ = writeln!(f, "{line}");
-    }
-    if w.stderr_tail.len() == STDERR_TAIL {
-        w.stderr_tail.pop_front();
-    }
-    w.stderr_tail.push_back(line);
-}
-
-fn handle(
-    store: &Store,
-    running: &mut HashMap<RunId, Worker>,
-    progress: &mut Progress,
-    msg: Msg,
-) -> Result<(), StoreError> {
-    match msg {
-        Msg::Closed(id) => {
-            if let Some(w) = running.get_mut(&id) {
-                w.open_streams -= 1;
-            }
-        }
-        Msg::Stderr(id, line) => {
-            if let Some(w) = running.get_mut(&id) {
-                push_tail(w, line);
-            }
-        }
-        Msg::Stdout(id, line) => {
-            let Some(w) = running.get_mut(&id) else {
-                return Ok(());
-            };
-            let event: Event = match serde_json::from_str(&line) {
-                Ok(e) => e,
-                Err(_) => {
-                    push_tail(w, format!("[stdout] {line}"));
-                    return Ok(());
-                }
-            };
-            if event.non_finite_loss() {
-                if let Event::Metric {
-                    split,
-                    name,
-                    step,
-                    value,
-                    ..
-                } = &event
-                {
-                    store.append_metric(&id, split, name, *step, *value)?;
-                    kill(
-                        w,
-                        AttemptOutcome::Failed,
-                        format!("non-finite loss: {split}/{name} = {value} at step {step}"),
-                    );
-                }
-                return Ok(());
-            }
-            match event {
-                Event::Metric {
-                    split,
-                    name,
-                    step,
-                    value,
-                } => {
-                    store.append_metric(&id, &split, &name, step, value)?;
-                    store.set_summary(&id, &format!("{split}/{name}"), value)?;
-                }
-                Event::Summary { name, value } => store.set_summary(&id, &name, value)?,
-                Event::Artefact { name, path } => store.add_artefact(&id, &name, &path)?,
-                Event::Failed { reason } => w.failed_reason = Some(reason),
-                Event::Finished => w.finished = true,
-                Event::Log { message } => push_tail(w, format!("[log] {message}")),
-                Event::Progress { done, total } => progress.run_progress(id.as_str(), done, total),
-                Event::Started { .. } => {}
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Records how an attempt ended.
-fn conclude(
-    store: &Store,
-    id: &RunId,
-    w: Worker,
-    progress: &mut Progress,
-) -> Result<(AttemptOutcome, Option<String>), StoreError> {
-    let status = w.exit.expect("exited");
-    let exit = ExitInfo {
-        code: status.code(),
-        signal: status.signal(),
-    };
-    let (outcome, reason) = if let Some((o, r)) = w.kill_reason.clone() {
-        (o, Some(r))
-    } else if status.success() && w.finished {
-        (AttemptOutcome::Succeeded, None)
-    } else if status.success() {
-        (
-            AttemptOutcome::Failed,
-            Some("the worker exited without reporting completion".into()),
-        )
-    } else if let Some(r) = w.failed_reason.clone() {
-        (AttemptOutcome::Failed, Some(r))
-    } else if let Some(p) = panic_message(&w.stderr_tail) {
-        (
-            AttemptOutcome::Failed,
-            Some(match status.signal() {
-                Some(s) => format!("{p} (then killed by {} {s})", signal_name(s)),
-                None => p,
-            }),
-        )
-    } else if let Some(s) = status.signal() {
-        (
-            AttemptOutcome::Failed,
-            Some(format!("killed by {} ({s})", signal_name(s))),
-        )
-    } else {
-        (
-            AttemptOutcome::Failed,
-            Some(format!("exited with code {}", status.code().unwrap_or(-1))),
-        )
-    };
+/// Gives back a claimed attempt that never started: the run is pending again.
+pub(crate) fn unclaim(store: &Store, id: &RunId, n: u32, reason: &str) -> Result<(), StoreError> {
     store.finish(
         id,
-        w.attempt,
-        outcome,
-        Some(exit),
-        reason.clone(),
-        w.stderr_tail.into_iter().collect(),
-    )?;
-    match outcome {
-        AttemptOutcome::Interrupted => progress.stopped(id.as_str()),
-        o => progress.finished(
-            id.as_str(),
-            o == AttemptOutcome::Succeeded,
-            w.started.elapsed(),
-            reason.as_deref(),
-        ),
-    }
-    Ok((outcome, reason))
+        n,
+        AttemptOutcome::Interrupted,
+        None,
+        Some(format!("not started: {reason}")),
+        Vec::new(),
+    )
 }
