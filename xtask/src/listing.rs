@@ -19,7 +19,7 @@ fn open(results: &Path) -> Result<Store> {
         );
     }
     let store = Store::open(&dir)?;
-    crate::sweep_cmd::sync_slurm(&store, results)?;
+    crate::sweep_cmd::sync_slurm_or_warn(&store, results);
     Ok(store)
 }
 
@@ -188,8 +188,18 @@ pub fn show(results: &Path, run: &str, json: bool) -> Result<()> {
             (_, Some(s)) => format!("signal {s}"),
             _ => String::new(),
         });
+        let slurm = a
+            .job
+            .as_ref()
+            .map(|j| {
+                format!(
+                    " as Slurm job {}",
+                    j.id.as_deref().unwrap_or("(not accepted)")
+                )
+            })
+            .unwrap_or_default();
         println!(
-            "attempt {}: {:?} after {took} {} on {} (git {}{}){}",
+            "attempt {}: {:?} after {took} {} on {}{slurm} (git {}{}){}",
             a.n,
             a.outcome,
             exit.unwrap_or_default(),

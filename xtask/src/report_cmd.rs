@@ -105,7 +105,7 @@ pub fn run(results: &Path, args: &ReportArgs) -> Result<()> {
     }
     let (record, runs) = match Store::open(&dir) {
         Ok(store) => {
-            crate::sweep_cmd::sync_slurm(&store, results)?;
+            crate::sweep_cmd::sync_slurm_or_warn(&store, results);
             from_store(&store, &args.sweep)?
         }
         Err(StoreError::Locked { .. }) => {

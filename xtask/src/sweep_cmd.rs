@@ -105,6 +105,14 @@ impl SlurmArgs {
     }
 }
 
+/// [`sync_slurm`] for commands that read the store: where Slurm cannot be asked (no client on
+/// this machine, the controller down) they show what the store holds, with a warning.
+pub fn sync_slurm_or_warn(store: &Store, results: &Path) {
+    if let Err(e) = sync_slurm(store, results) {
+        eprintln!("warning: {e:#}; showing the store as it was");
+    }
+}
+
 /// Records what Slurm tasks did since a coordinator last looked (the store must be held);
 /// returns the attempts still queued or running. Says what it recorded on stderr.
 pub fn sync_slurm(store: &Store, results: &Path) -> Result<Vec<t4v_sweep::slurm::Attached>> {

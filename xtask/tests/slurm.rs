@@ -134,22 +134,7 @@ fn a_coordinator_killed_with_tasks_queued_and_running_is_followed_again_not_resu
         .spawn()
         .unwrap();
     // Kill -9 once some runs have finished and others are queued behind the throttle.
-    let runs_dir = env.results().join("runs");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let finished = std::fs::read_dir(&runs_dir)
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .filter(|e| e.path().join("result.json").exists())
-                    .count()
-            })
-            .unwrap_or(0);
-        if finished >= 3 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the sweep made no progress");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    env.wait_for_results(3, 90);
     kill9(child.id());
     child.wait().unwrap();
     let at_kill = submitted(&env).len();
@@ -419,19 +404,7 @@ fn a_requeued_train_task_resumes_from_its_checkpoint_in_the_same_attempt() {
     );
     let script = script.to_str().unwrap();
     env.ok(&with(&["sweep", script, "--detach"], &SLURM));
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let state = loop {
-        let found = std::fs::read_dir(env.results().join("runs"))
-            .ok()
-            .and_then(|mut d| d.next())
-            .map(|e| e.unwrap().path().join("checkpoint/last/state.json"))
-            .filter(|p| p.exists());
-        if let Some(p) = found {
-            break p;
-        }
-        assert!(Instant::now() < deadline, "no checkpoint was written");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let state = common::first_checkpoint(&env.results(), 300);
     // What a preemption with PreemptMode=REQUEUE does: the task is stopped and queued again.
     let job = job_id(&env.runs()[0]);
     let o = Command::new("scontrol")

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::sweeps::*;
 use serde_json::Value;
@@ -50,22 +50,7 @@ fn a_killed_coordinator_resumes_without_redoing_finished_runs() {
         .spawn()
         .unwrap();
     // Wait until some runs have written their results, then kill -9 in the middle of the sweep.
-    let runs_dir = env.results().join("runs");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let finished = std::fs::read_dir(&runs_dir)
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .filter(|e| e.path().join("result.json").exists())
-                    .count()
-            })
-            .unwrap_or(0);
-        if finished >= 3 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the sweep made no progress");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    env.wait_for_results(3, 60);
     std::thread::sleep(Duration::from_millis(200));
     kill9(child.id());
     child.wait().unwrap();

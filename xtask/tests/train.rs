@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -237,19 +237,7 @@ fn resumes(args: &[&str]) -> String {
     sweep.extend(args);
     let mut child = env.cmd(&sweep).stderr(Stdio::null()).spawn().unwrap();
     // Kill the coordinator (its worker dies with it) once epoch 1 is checkpointed.
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let state = loop {
-        let found = std::fs::read_dir(env.results().join("runs"))
-            .ok()
-            .and_then(|mut d| d.next())
-            .map(|e| e.unwrap().path().join("checkpoint/last/state.json"))
-            .filter(|p| p.exists());
-        if let Some(p) = found {
-            break p;
-        }
-        assert!(Instant::now() < deadline, "no checkpoint was written");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let state = common::first_checkpoint(&env.results(), 300);
     unsafe { libc_kill(child.id() as i32, 9) };
     child.wait().unwrap();
     std::thread::sleep(Duration::from_millis(300));

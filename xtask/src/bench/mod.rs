@@ -4,6 +4,7 @@
 //! the same command, over several rounds (`T4V_BENCH_ROUNDS`, default 5), and print the median
 //! with the range.
 
+mod cluster;
 mod compute;
 
 use std::time::Instant;
@@ -79,6 +80,11 @@ pub static BENCHES: &[Bench] = &[
         name: "quickstart",
         about: "the whole quickstart (`sweep experiments/quickstart.rhai --jobs 2`) in a temporary results folder, and its report",
         run: |_| compute::quickstart(),
+    },
+    Bench {
+        name: "slurm",
+        about: "the selftest sweep (28 runs, --jobs 2) through local workers and through the Slurm that SLURM_CONF names (`.ci/slurm up`): wall time and per-run overhead",
+        run: |_| cluster::slurm(),
     },
 ];
 

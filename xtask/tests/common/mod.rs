@@ -79,3 +79,23 @@ pub fn model_dir(tmp: &Path) -> PathBuf {
     .unwrap();
     dir
 }
+
+/// The `state.json` of the first `train` checkpoint under `results/runs/`, once one is written.
+pub fn first_checkpoint(results: &Path, secs: u64) -> PathBuf {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let found = std::fs::read_dir(results.join("runs"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path().join("checkpoint/last/state.json"))
+            .filter(|p| p.exists());
+        if let Some(p) = found {
+            return p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint was written"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

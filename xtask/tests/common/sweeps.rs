@@ -72,6 +72,29 @@ impl Env {
             .clone()
     }
 
+    /// Waits until `n` runs have written their `result.json` (selftest), or panics after `secs`.
+    pub fn wait_for_results(&self, n: usize, secs: u64) {
+        let runs_dir = self.results().join("runs");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let finished = std::fs::read_dir(&runs_dir)
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .filter(|e| e.path().join("result.json").exists())
+                        .count()
+                })
+                .unwrap_or(0);
+            if finished >= n {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the sweep made no progress"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     pub fn export(&self) -> String {
         let o = self.run(&["export"]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

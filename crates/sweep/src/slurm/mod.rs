@@ -30,7 +30,9 @@ use commands::{ArrayState, TaskState};
 /// The executor's name in attempts (`Attempt::job`).
 pub const EXECUTOR: &str = "slurm";
 
-/// Least time between two questions to the controller about the same arrays.
+/// Least time between two questions to the controller about the same arrays; with more than
+/// eight arrays in flight it grows with their number (one `scontrol` call per array), so a big
+/// sweep does not load a shared controller.
 const QUERY_EVERY: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
@@ -434,11 +436,12 @@ impl Executor for SlurmExecutor {
         for f in failures {
             self.warn(&mut out, f);
         }
-        if self.queried.is_some_and(|q| q.elapsed() < QUERY_EVERY) || self.tasks.is_empty() {
+        let arrays: HashSet<String> = self.tasks.values().map(|t| t.array.clone()).collect();
+        let every = QUERY_EVERY.mul_f64((arrays.len() as f64 / 8.0).max(1.0));
+        if self.queried.is_some_and(|q| q.elapsed() < every) || self.tasks.is_empty() {
             return Ok(out);
         }
         self.queried = Some(Instant::now());
-        let arrays: HashSet<String> = self.tasks.values().map(|t| t.array.clone()).collect();
         let mut ended: Vec<(RunId, End)> = Vec::new();
         for array in arrays {
             let state = match commands::query(&array) {
