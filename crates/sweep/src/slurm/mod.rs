@@ -30,6 +30,10 @@ use commands::{ArrayState, TaskState};
 /// The executor's name in attempts (`Attempt::job`).
 pub const EXECUTOR: &str = "slurm";
 
+/// Tasks per job array at most: Slurm's default `MaxArraySize` (1001) allows indices 0–1000; a
+/// bigger wave of ready runs goes out as several arrays.
+const MAX_ARRAY: usize = 1000;
+
 /// Least time between two questions to the controller about the same arrays; with more than
 /// eight arrays in flight it grows with their number (one `scontrol` call per array), so a big
 /// sweep does not load a shared controller.
@@ -418,7 +422,9 @@ impl Executor for SlurmExecutor {
         }
         let mut out = Vec::new();
         for (req, runs) in groups {
-            self.submit(store, &req, &runs, progress, &mut out)?;
+            for chunk in runs.chunks(MAX_ARRAY) {
+                self.submit(store, &req, chunk, progress, &mut out)?;
+            }
         }
         Ok(out)
     }
