@@ -42,8 +42,12 @@ pub fn run(args: &DataArgs, registry: &Registry) -> Result<()> {
             known.join(", ")
         )
     })?;
+    // A list read for its annotations alone needs no dataset folder.
+    let lists_only = args.list.is_some() && args.annotations_only;
     let root = if !plugin.needs_root() {
         PathBuf::new()
+    } else if lists_only {
+        t4v_datasets::default_root(&args.dataset, args.root.as_deref()).unwrap_or_default()
     } else {
         let root =
             t4v_datasets::default_root(&args.dataset, args.root.as_deref()).with_context(|| {
@@ -68,6 +72,20 @@ pub fn run(args: &DataArgs, registry: &Registry) -> Result<()> {
     let ds = plugin
         .open(&opts)
         .with_context(|| format!("reading dataset {}", args.dataset))?;
+    let layout = ds.layout();
+    if layout.found.is_none() && !args.annotations_only {
+        bail!(
+            "dataset {}: no media found under {}; looked for {}",
+            args.dataset,
+            opts.root.display(),
+            layout
+                .looked
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let mut splits = serde_json::Map::new();
     let mut problems = Vec::new();
     for s in ds.splits() {
@@ -89,6 +107,7 @@ pub fn run(args: &DataArgs, registry: &Registry) -> Result<()> {
             "class_names": ds.class_names(),
             "splits": splits,
             "media": ds.media(),
+            "layout": layout.found,
             "metrics": ds.metrics(),
             "zero_shot_half_classes": { "draws": t4v_video::protocol::HALF_CLASS_DRAWS, "classes_per_draw": classes / 2 },
             "problems": problems.iter().map(|(s, p)| serde_json::json!({"split": s, "file": p.file, "line": p.line, "reason": p.reason})).collect::<Vec<_>>(),
@@ -108,6 +127,9 @@ pub fn run(args: &DataArgs, registry: &Registry) -> Result<()> {
     );
     for (s, n) in &splits {
         println!("  {s:<6} {n} videos");
+    }
+    if let Some(found) = &layout.found {
+        println!("  layout: {found}");
     }
     println!(
         "  zero-shot half-class protocol: {} draws of {} classes",

@@ -199,3 +199,214 @@ fn video_files_with_ffmpeg() {
             .ends_with("Archery/v_b2.avi")
     );
 }
+
+/// A one-second test clip made with the ffmpeg command line (codec from the extension).
+#[cfg(feature = "video")]
+fn clip(path: &Path) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let o = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi"])
+        .args(["-i", "testsrc=duration=1:size=96x72:rate=10"])
+        .arg(path)
+        .output()
+        .expect("ffmpeg CLI");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Cuts a file to its first `n` bytes (a download that stopped).
+#[cfg(feature = "video")]
+fn truncate(path: &Path, n: u64) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(n)
+        .unwrap();
+}
+
+/// The datasets' own archives, unpacked as they come (no `videos/` or `frames/` folder): the
+/// layout is found and named, CRLF lists read, a truncated video is the one problem.
+#[cfg(feature = "video")]
+#[test]
+fn official_layouts_as_the_archives_unpack() {
+    // UCF-101: `UCF-101/<class>/v_*.avi` beside `ucfTrainTestlist/`, lists with CRLF.
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("ucf");
+    let lists = root.join("ucfTrainTestlist");
+    std::fs::create_dir_all(&lists).unwrap();
+    std::fs::write(
+        lists.join("classInd.txt"),
+        "1 ApplyEyeMakeup\r\n2 Archery\r\n",
+    )
+    .unwrap();
+    std::fs::write(
+        lists.join("trainlist01.txt"),
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi 1\r\nArchery/v_Archery_g01_c01.avi 2\r\n",
+    )
+    .unwrap();
+    std::fs::write(
+        lists.join("testlist01.txt"),
+        "Archery/v_Archery_g02_c01.avi\r\n",
+    )
+    .unwrap();
+    let media = root.join("UCF-101");
+    for v in [
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi",
+        "Archery/v_Archery_g01_c01.avi",
+        "Archery/v_Archery_g02_c01.avi",
+    ] {
+        clip(&media.join(v));
+    }
+    truncate(&media.join("Archery/v_Archery_g02_c01.avi"), 1024);
+    let (ok, j, err) = data(&["ucf101", "--root", root.to_str().unwrap(), "--json"]);
+    assert!(ok, "{err}");
+    assert_eq!(j["classes"], 2);
+    assert_eq!(
+        (j["splits"]["train"].as_u64(), j["splits"]["test"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert!(j["layout"].as_str().unwrap().starts_with("UCF-101/"), "{j}");
+    let problems = j["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0]["split"], "test");
+    assert!(
+        problems[0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("UCF-101/Archery/v_Archery_g02_c01.avi"),
+        "{problems:?}"
+    );
+
+    // HMDB-51: class folders of AVIs directly under the root, beside the split files.
+    let root = d.path().join("hmdb");
+    let splits = root.join("testTrainMulti_7030_splits");
+    std::fs::create_dir_all(&splits).unwrap();
+    std::fs::write(
+        splits.join("brush_hair_test_split1.txt"),
+        "a_brush_hair_1.avi 1 \r\nb_brush_hair_2.avi 2 \r\n",
+    )
+    .unwrap();
+    std::fs::write(
+        splits.join("cartwheel_test_split1.txt"),
+        "c_cartwheel_1.avi 1 \r\n",
+    )
+    .unwrap();
+    for v in [
+        "brush_hair/a_brush_hair_1.avi",
+        "brush_hair/b_brush_hair_2.avi",
+        "cartwheel/c_cartwheel_1.avi",
+    ] {
+        clip(&root.join(v));
+    }
+    let (ok, j, err) = data(&["hmdb51", "--root", root.to_str().unwrap(), "--json"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        j["class_names"],
+        serde_json::json!(["brush hair", "cartwheel"])
+    );
+    assert_eq!(
+        (j["splits"]["train"].as_u64(), j["splits"]["test"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert!(
+        j["layout"].as_str().unwrap().starts_with("class folders"),
+        "{j}"
+    );
+    assert_eq!(j["problems"], serde_json::json!([]));
+
+    // Kinetics: `train/<label>/<id>_<start>_<end>.mp4` (class sub-folders) and `val/` without
+    // them, in WebM; one clip never downloaded.
+    let root = d.path().join("k400");
+    let ann = root.join("annotations");
+    std::fs::create_dir_all(&ann).unwrap();
+    let header = "label,youtube_id,time_start,time_end,split\r\n";
+    std::fs::write(
+        ann.join("train.csv"),
+        format!("{header}abseiling,aaa,10,20,train\r\nair drumming,bbb,0,10,train\r\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        ann.join("validate.csv"),
+        format!("{header}abseiling,ccc,5,15,val\r\nair drumming,ddd,1,11,val\r\n"),
+    )
+    .unwrap();
+    clip(&root.join("train/abseiling/aaa_000010_000020.mp4"));
+    clip(&root.join("train/air drumming/bbb_000000_000010.mp4"));
+    clip(&root.join("val/ccc_000005_000015.webm"));
+    let (ok, j, err) = data(&["k400", "--root", root.to_str().unwrap(), "--json"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        (j["splits"]["train"].as_u64(), j["splits"]["val"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert!(
+        j["layout"].as_str().unwrap().starts_with("train/, val/"),
+        "{j}"
+    );
+    let problems = j["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("val/air drumming/ddd_000001_000011.mp4"),
+        "{problems:?}"
+    );
+
+    // No media anywhere: the error lists where it looked.
+    let root = d.path().join("bare");
+    std::fs::create_dir_all(root.join("ucfTrainTestlist")).unwrap();
+    for f in ["classInd.txt", "trainlist01.txt", "testlist01.txt"] {
+        std::fs::copy(
+            d.path().join("ucf/ucfTrainTestlist").join(f),
+            root.join("ucfTrainTestlist").join(f),
+        )
+        .unwrap();
+    }
+    let (ok, _, err) = data(&["ucf101", "--root", root.to_str().unwrap()]);
+    assert!(!ok);
+    for place in ["frames", "videos", "UCF-101"] {
+        assert!(
+            err.contains(&root.join(place).display().to_string()),
+            "{err}"
+        );
+    }
+    // The annotations alone need no media.
+    let (ok, j, err) = data(&[
+        "ucf101",
+        "--root",
+        root.to_str().unwrap(),
+        "--annotations-only",
+        "--json",
+    ]);
+    assert!(ok && j["splits"]["train"] == 2, "{err}");
+}
+
+/// A list file and its label CSV read for their annotations alone: no dataset folder needed.
+#[test]
+fn lists_without_a_root() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("labels.csv"),
+        "id,name\r\n0,archery\r\n1,bowling\r\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("list.txt"),
+        "a/v1 30 0\r\nb/v2 40 1\r\nb/v3 20 1\r\n",
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["data", "ucf101", "--annotations-only", "--json", "--list"])
+        .arg(d.path().join("list.txt"))
+        .arg("--labels")
+        .arg(d.path().join("labels.csv"))
+        .env_remove("T4V_DATA")
+        .env_remove("T4V_DATA_UCF101")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["classes"], 2);
+    assert_eq!(j["splits"]["list"], 3);
+}

@@ -15,7 +15,9 @@ pub mod run_kind;
 pub mod spec;
 
 pub use event::{Event, Reporter};
-pub use plugin::{ClassifierInit, DataOptions, Dataset, DatasetPlugin, Media, VideoEncoder};
+pub use plugin::{
+    ClassifierInit, DataOptions, Dataset, DatasetPlugin, Media, MediaLayout, VideoEncoder,
+};
 pub use provenance::Provenance;
 pub use registry::{Family, ParamDef, ParamType, PluginInfo, Registry};
 pub use rng::SplitMix64;

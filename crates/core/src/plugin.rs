@@ -130,6 +130,32 @@ pub enum Media {
     },
 }
 
+/// Where a dataset's media were found: which layout, or the places looked in vain.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MediaLayout {
+    /// What was found (`UCF-101/: video files as the official archive unpacks`).
+    pub found: Option<String>,
+    /// Where media were looked for, when none was found.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub looked: Vec<PathBuf>,
+}
+
+impl MediaLayout {
+    pub fn found(what: impl Into<String>) -> Self {
+        MediaLayout {
+            found: Some(what.into()),
+            looked: Vec::new(),
+        }
+    }
+
+    pub fn not_found(looked: Vec<PathBuf>) -> Self {
+        MediaLayout {
+            found: None,
+            looked,
+        }
+    }
+}
+
 /// Where and how to read a dataset (from the command line or the user's configuration).
 #[derive(Clone, Debug, Default)]
 pub struct DataOptions {
@@ -168,6 +194,10 @@ pub trait Dataset: Send + Sync {
     fn videos(&self, split: &str) -> Result<Vec<VideoItem>, PluginError>;
     /// Metrics of the dataset's protocols, the headline metric first.
     fn metrics(&self) -> &'static [Metric];
+    /// Which layout its media were found in (datasets drawn on demand have none to find).
+    fn layout(&self) -> MediaLayout {
+        MediaLayout::found("drawn on demand")
+    }
 }
 
 /// A plugin failure, naming the file, key or shape at fault.

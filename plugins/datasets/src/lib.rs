@@ -11,15 +11,19 @@
 //! | `synthetic-pretrain`, `synthetic-novel` | none: the quickstart's world, drawn on demand | — |
 //!
 //! Media live under `<root>/frames/` (one folder per video, the annotation path without its
-//! extension) or `<root>/videos/` (files); list-file paths are relative to that media folder.
+//! extension), `<root>/videos/` (files), or where the official archives unpack (`UCF-101/`,
+//! HMDB-51's class folders, Kinetics' `train/`, `val/`; `layout.rs`); list-file paths are
+//! relative to `frames/`, `videos/` or the root.
 
 pub mod check;
+mod layout;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use layout::Official;
 use t4v_core::plugin::{Metric, PluginError, VideoItem};
-use t4v_core::{DataOptions, Dataset, DatasetPlugin, Media, PluginInfo};
+use t4v_core::{DataOptions, Dataset, DatasetPlugin, Media, MediaLayout, PluginInfo};
 use t4v_video::annotations::{self, anet, hmdb, kinetics, ucf};
 use t4v_video::synthetic::Combo;
 use t4v_video::{Video, VideoError};
@@ -46,11 +50,36 @@ pub struct Loaded {
     pub splits: BTreeMap<String, Vec<Video>>,
     pub media: Media,
     pub metrics: &'static [Metric],
+    pub layout: MediaLayout,
+}
+
+impl Loaded {
+    /// A dataset read from its official annotations, its media found under the root.
+    fn official(
+        opts: &DataOptions,
+        classes: Vec<String>,
+        mut splits: BTreeMap<String, Vec<Video>>,
+        pattern: &str,
+        official: &[Official],
+        metrics: &'static [Metric],
+    ) -> Loaded {
+        let (media, layout) = layout::locate(opts, pattern, &mut splits, official);
+        Loaded {
+            classes,
+            splits,
+            media,
+            metrics,
+            layout,
+        }
+    }
 }
 
 impl Dataset for Loaded {
     fn media(&self) -> Media {
         self.media.clone()
+    }
+    fn layout(&self) -> MediaLayout {
+        self.layout.clone()
     }
     fn class_names(&self) -> &[String] {
         &self.classes
@@ -107,9 +136,10 @@ const MAP: &[Metric] = &[
     Metric::MeanClassAccuracy,
 ];
 
-/// Frames when `<root>/frames` exists, else video files under `<root>/videos`, else `<root>`
-/// itself as a frames root.
-fn media(opts: &DataOptions, pattern: &str) -> Media {
+/// The media of a list file, whose paths are relative to the media folder: `<root>/frames`
+/// when it exists, else video files under `<root>/videos`, else `<root>` itself as the
+/// frames root.
+fn list_media(opts: &DataOptions, pattern: &str) -> (Media, MediaLayout) {
     let pattern = opts
         .frame_pattern
         .clone()
@@ -117,33 +147,27 @@ fn media(opts: &DataOptions, pattern: &str) -> Media {
     let frames = opts.root.join("frames");
     let videos = opts.root.join("videos");
     if frames.is_dir() {
-        Media::Frames {
-            root: frames,
-            pattern,
-        }
+        (
+            Media::Frames {
+                root: frames,
+                pattern,
+            },
+            MediaLayout::found("frames/: the list's paths are frame folders"),
+        )
     } else if videos.is_dir() {
-        Media::Videos { root: videos }
+        (
+            Media::Videos { root: videos },
+            MediaLayout::found("videos/: the list's paths are video files"),
+        )
     } else {
-        Media::Frames {
-            root: opts.root.clone(),
-            pattern,
-        }
+        (
+            Media::Frames {
+                root: opts.root.clone(),
+                pattern,
+            },
+            MediaLayout::found("the root: the list's paths are frame folders"),
+        )
     }
-}
-
-/// Official annotation paths name video files; frame folders drop the extension.
-fn for_media(mut videos: Vec<Video>, media: &Media) -> Vec<Video> {
-    if matches!(media, Media::Frames { .. }) {
-        for v in &mut videos {
-            if v.path
-                .extension()
-                .is_some_and(|e| e == "avi" || e == "mp4" || e == "mkv" || e == "webm")
-            {
-                v.path.set_extension("");
-            }
-        }
-    }
-    videos
 }
 
 fn need(path: PathBuf) -> Result<PathBuf, PluginError> {
@@ -172,11 +196,13 @@ fn from_list(
         .ok_or_else(|| PluginError::Invalid("--list needs --labels (the label CSV)".into()))?;
     let classes = annotations::label_csv(labels).map_err(err)?;
     let videos = annotations::list_file(list, classes.len()).map_err(err)?;
+    let (media, layout) = list_media(opts, pattern);
     Ok(Some(Loaded {
         classes,
         splits: [("list".to_string(), videos)].into(),
-        media: media(opts, pattern),
+        media,
         metrics,
+        layout,
     }))
 }
 
@@ -219,19 +245,20 @@ fn kinetics_open(opts: &DataOptions) -> Result<Box<dyn Dataset>, PluginError> {
     let dir = opts.root.join("annotations");
     let train = need(dir.join("train.csv"))?;
     let (classes, train) = kinetics::csv(&train, None).map_err(err)?;
-    let m = media(opts, "img_{:05}.jpg");
-    let mut splits = BTreeMap::from([("train".to_string(), for_media(train, &m))]);
+    let mut splits = BTreeMap::from([("train".to_string(), train)]);
     let val = dir.join("validate.csv");
     if val.exists() {
         let (_, v) = kinetics::csv(&val, Some(&classes)).map_err(err)?;
-        splits.insert("val".into(), for_media(v, &m));
+        splits.insert("val".into(), v);
     }
-    Ok(Box::new(Loaded {
+    Ok(Box::new(Loaded::official(
+        opts,
         classes,
         splits,
-        media: m,
-        metrics: TOP,
-    }))
+        "img_{:05}.jpg",
+        &[Official::SplitFolders],
+        TOP,
+    )))
 }
 
 pub struct Kinetics400;
@@ -266,21 +293,19 @@ impl DatasetPlugin for Ucf101 {
         let k = opts.split.clamp(1, 3);
         let dir = opts.root.join("ucfTrainTestlist");
         let classes = ucf::class_ind(&need(dir.join("classInd.txt"))?).map_err(err)?;
-        let m = media(opts, "image_{:04}.jpg");
         let train = ucf::train_list(&need(dir.join(format!("trainlist0{k}.txt")))?, &classes)
             .map_err(err)?;
         let test =
             ucf::test_list(&need(dir.join(format!("testlist0{k}.txt")))?, &classes).map_err(err)?;
-        let splits = BTreeMap::from([
-            ("train".to_string(), for_media(train, &m)),
-            ("test".to_string(), for_media(test, &m)),
-        ]);
-        Ok(Box::new(Loaded {
+        let splits = BTreeMap::from([("train".to_string(), train), ("test".to_string(), test)]);
+        Ok(Box::new(Loaded::official(
+            opts,
             classes,
             splits,
-            media: m,
-            metrics: TOP,
-        }))
+            "image_{:04}.jpg",
+            &[Official::Folder("UCF-101")],
+            TOP,
+        )))
     }
 }
 
@@ -295,19 +320,17 @@ impl DatasetPlugin for Hmdb51 {
         }
         let dir = need(opts.root.join("testTrainMulti_7030_splits"))?;
         let s = hmdb::split(&dir, opts.split.clamp(1, 3)).map_err(err)?;
-        let m = media(opts, "image_{:06}.jpg");
         // The reference's label CSV spells the folder names with spaces.
         let classes = s.classes.iter().map(|c| c.replace('_', " ")).collect();
-        let splits = BTreeMap::from([
-            ("train".to_string(), for_media(s.train, &m)),
-            ("test".to_string(), for_media(s.test, &m)),
-        ]);
-        Ok(Box::new(Loaded {
+        let splits = BTreeMap::from([("train".to_string(), s.train), ("test".to_string(), s.test)]);
+        Ok(Box::new(Loaded::official(
+            opts,
             classes,
             splits,
-            media: m,
-            metrics: TOP,
-        }))
+            "image_{:06}.jpg",
+            &[Official::ClassFolders("hmdb51_org")],
+            TOP,
+        )))
     }
 }
 
@@ -321,14 +344,15 @@ impl DatasetPlugin for ActivityNet {
             return Ok(Box::new(l));
         }
         let s = anet::json(&need(opts.root.join("activity_net.v1-3.min.json"))?).map_err(err)?;
-        let m = media(opts, "image_{:06}.jpg");
         let splits = BTreeMap::from([("train".to_string(), s.train), ("val".to_string(), s.val)]);
-        Ok(Box::new(Loaded {
-            classes: s.classes,
+        Ok(Box::new(Loaded::official(
+            opts,
+            s.classes,
             splits,
-            media: m,
-            metrics: MAP,
-        }))
+            "image_{:06}.jpg",
+            &[],
+            MAP,
+        )))
     }
 }
 
@@ -378,6 +402,7 @@ impl Synthetic {
                 trail,
             },
             metrics: TOP,
+            layout: MediaLayout::found("drawn on demand"),
         }
     }
 }
