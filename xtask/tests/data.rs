@@ -5,6 +5,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod common;
+
 fn data(args: &[&str]) -> (bool, Value, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .arg("data")
@@ -409,4 +411,93 @@ fn lists_without_a_root() {
     let j: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(j["classes"], 2);
     assert_eq!(j["splits"]["list"], 3);
+}
+
+/// `data.on_error: "skip"`: a features run over a split with a truncated video succeeds, counts
+/// and lists the video, and the zero-shot evaluation on its features says over how many videos
+/// it scored; by default the same run fails naming the file and its place in the split.
+#[cfg(feature = "video")]
+#[test]
+fn a_broken_video_fails_a_run_or_is_skipped_and_counted() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("ucf101");
+    let lists = root.join("ucfTrainTestlist");
+    std::fs::create_dir_all(&lists).unwrap();
+    std::fs::write(
+        lists.join("classInd.txt"),
+        "1 ApplyEyeMakeup\r\n2 Archery\r\n",
+    )
+    .unwrap();
+    std::fs::write(
+        lists.join("trainlist01.txt"),
+        "Archery/v_Archery_g01_c01.avi 2\r\n",
+    )
+    .unwrap();
+    let test = [
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g02_c01.avi",
+        "Archery/v_Archery_g02_c01.avi",
+        "Archery/v_Archery_g03_c01.avi",
+    ];
+    std::fs::write(lists.join("testlist01.txt"), test.join("\r\n")).unwrap();
+    for v in test.iter().chain(["Archery/v_Archery_g01_c01.avi"].iter()) {
+        clip(&root.join("UCF-101").join(v));
+    }
+    truncate(&root.join("UCF-101").join(test[1]), 1024);
+    let model = common::model_dir(d.path());
+    let sweep = |name: &str, on_error: &str| {
+        let script = d.path().join(format!("{name}.rhai"));
+        std::fs::write(
+            &script,
+            format!(
+                r#"let s = sweep("{name}");
+                let base = #{{ model: #{{ backbone: "{}", frames: 4, input_size: 32 }},
+                               data: #{{ dataset: "ucf101"{on_error} }} }};
+                let f = base; f.kind = "features"; f.params = #{{ split: "test" }};
+                let feats = s.add(f);
+                let z = base; z.kind = "zero-shot"; z.needs = #{{ features: feats }};
+                s.add(z);"#,
+                model.display()
+            ),
+        )
+        .unwrap();
+        let results = d.path().join("results");
+        let run = |args: &[&str]| {
+            Command::new(env!("CARGO_BIN_EXE_xtask"))
+                .arg("--results")
+                .arg(&results)
+                .args(args)
+                .env("T4V_DATA_UCF101", &root)
+                .output()
+                .unwrap()
+        };
+        let o = run(&["sweep", script.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        let runs: Value =
+            serde_json::from_slice(&run(&["runs", "--sweep", name, "--json"]).stdout).unwrap();
+        (err, runs.as_array().unwrap().clone())
+    };
+
+    let (err, runs) = sweep("strict", "");
+    assert!(err.contains("0 succeeded, 1 failed, 1 blocked"), "{err}");
+    let reason = runs.iter().find(|r| r["kind"] == "features").unwrap()["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        reason.contains("<test>:2") && reason.contains("v_Archery_g02_c01.avi"),
+        "{reason}"
+    );
+
+    let (err, runs) = sweep("lenient", r#", on_error: "skip""#);
+    assert!(err.contains("2 succeeded, 0 failed"), "{err}");
+    let f = runs.iter().find(|r| r["kind"] == "features").unwrap();
+    assert_eq!(f["metrics"]["test/skipped"], 1.0, "{f}");
+    assert_eq!(f["metrics"]["features/videos"], 2.0, "{f}");
+    let listed = std::fs::read_to_string(f["artefacts"]["skipped-test"].as_str().unwrap()).unwrap();
+    assert!(
+        listed.starts_with("position,reason\n2,") && listed.contains("v_Archery_g02_c01.avi"),
+        "{listed}"
+    );
+    let z = runs.iter().find(|r| r["kind"] == "zero-shot").unwrap();
+    assert_eq!(z["metrics"]["test/videos"], 2.0, "{z}");
 }

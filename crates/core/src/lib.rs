@@ -22,4 +22,4 @@ pub use provenance::Provenance;
 pub use registry::{Family, ParamDef, ParamType, PluginInfo, Registry};
 pub use rng::SplitMix64;
 pub use run_kind::{Job, NeededRun, RunError, RunKind};
-pub use spec::{Identity, RunId, RunSpec, SpecError};
+pub use spec::{Identity, OnError, RunId, RunSpec, SpecError};

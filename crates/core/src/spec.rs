@@ -203,6 +203,18 @@ pub struct DataSpec {
     pub protocol: String,
     /// K videos per class in the few-shot protocol (0 = all).
     pub shots: u32,
+    /// What a video that cannot be read does to the run: `fail` it (naming the file), or be
+    /// `skip`ped, counted and listed (real Kinetics copies always hold some broken files).
+    pub on_error: OnError,
+}
+
+/// `data.on_error`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    #[default]
+    Fail,
+    Skip,
 }
 
 impl Default for DataSpec {
@@ -212,6 +224,7 @@ impl Default for DataSpec {
             split: 1,
             protocol: "general".into(),
             shots: 0,
+            on_error: OnError::Fail,
         }
     }
 }

@@ -177,7 +177,7 @@ fn eval<B: FusedBackend>(
     let mut view_spec = spec.clone();
     view_spec.model.input_size = trained.model.input_size;
     let batch = job.param_u64("batch")?.max(1) as usize;
-    let (scores, labels) = super::score_multi_view(
+    let (scores, labels, skipped) = super::score_multi_view(
         |x| model.encoder.forward(x),
         &model.classifier,
         source.as_ref(),
@@ -186,6 +186,7 @@ fn eval<B: FusedBackend>(
         device,
         |done, n| reporter.progress(done as u64, n as u64),
     )?;
+    super::report_skipped(job, reporter, "test", &skipped)?;
     report_scores(
         reporter,
         "test",

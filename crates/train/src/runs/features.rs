@@ -113,6 +113,15 @@ fn extract<B: FusedBackend>(
         ("input_size", json!(size)),
         ("precision", json!(spec.model.precision)),
     ]);
+    // A cache built without the unreadable videos is not the cache of the whole split.
+    let determinants = match spec.data.on_error {
+        t4v_core::OnError::Fail => determinants,
+        t4v_core::OnError::Skip => {
+            let mut d = determinants;
+            d["on_error"] = json!("skip");
+            d
+        }
+    };
     let cache_dir = job.results_dir.join("cache");
     match cache::read(&cache_dir, &determinants) {
         Ok(Some(f)) => {
@@ -134,13 +143,15 @@ fn extract<B: FusedBackend>(
     let d = encoder.embed_dim();
     let mut data = Vec::with_capacity(n * frames * d);
     let mut labels = Vec::with_capacity(n);
-    for b in epoch(Arc::clone(&source), eval_loader(spec, batch), 0) {
+    let mut batches = epoch(Arc::clone(&source), eval_loader(spec, batch), 0);
+    while let Some(b) = batches.next() {
         let b = b.map_err(fail)?;
         let x = Tensor::<B, 5>::from_data(TensorData::new(b.pixels, b.shape), device);
         data.extend(to_vec(encoder.frame_features(x))?);
         labels.extend(b.labels);
-        reporter.progress(labels.len() as u64, n as u64);
+        reporter.progress((labels.len() + batches.skipped.len()) as u64, n as u64);
     }
+    super::report_skipped(job, reporter, &split, &batches.skipped)?;
     let features = Features {
         shape: [labels.len(), frames, d],
         data,

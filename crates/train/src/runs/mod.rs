@@ -242,8 +242,52 @@ pub(crate) fn eval_loader(spec: &RunSpec, batch: usize) -> LoaderConfig {
         seed: spec.seed,
         shuffle: false,
         drop_last: false,
-        on_error: OnError::Fail,
+        on_error: on_error(spec),
     }
+}
+
+/// The loader's rule for unreadable videos, from `data.on_error`.
+pub(crate) fn on_error(spec: &RunSpec) -> OnError {
+    match spec.data.on_error {
+        t4v_core::OnError::Fail => OnError::Fail,
+        t4v_core::OnError::Skip => OnError::Skip,
+    }
+}
+
+/// Videos of `split` skipped as unreadable (`data.on_error: skip`; position in the split's
+/// order, reason): counted as `<split>/skipped` and, when there are any, listed in the run
+/// folder as `skipped-<split>.csv`.
+pub(crate) fn report_skipped(
+    job: &Job,
+    reporter: &mut Reporter,
+    split: &str,
+    skipped: &[(usize, String)],
+) -> Result<(), RunError> {
+    if job.spec.data.on_error != t4v_core::OnError::Skip {
+        return Ok(());
+    }
+    reporter.summary(&format!("{split}/skipped"), skipped.len() as f64);
+    if skipped.is_empty() {
+        return Ok(());
+    }
+    let path = job.run_dir.join(format!("skipped-{split}.csv"));
+    let mut text = String::from("position,reason\n");
+    for (i, reason) in skipped {
+        text.push_str(&format!("{},\"{}\"\n", i + 1, reason.replace('"', "\"\"")));
+    }
+    std::fs::create_dir_all(&job.run_dir)
+        .and_then(|_| std::fs::write(&path, text))
+        .map_err(|source| RunError::Io {
+            context: format!("writing {}", path.display()),
+            source,
+        })?;
+    reporter.log(format!(
+        "{split}: skipped {} unreadable video(s), listed in {}",
+        skipped.len(),
+        path.display()
+    ));
+    reporter.artefact(&format!("skipped-{split}"), &path.to_string_lossy());
+    Ok(())
 }
 
 /// Copies a tensor out as f32.
@@ -256,6 +300,9 @@ pub(crate) fn to_vec<B: FusedBackend, const D: usize>(
         .map_err(|e| fail(format!("{e:?}")))
 }
 
+/// Scores `[N, C]` of the videos scored, their labels, and the videos skipped as unreadable.
+pub(crate) type Scored = (Vec<f32>, Vec<usize>, Vec<(usize, String)>);
+
 /// Evaluation scores `[N, C]` (100 · cos) of every video of `source`, single view, with labels.
 pub(crate) fn score_single_view<B: FusedBackend>(
     embed: impl Fn(Tensor<B, 5>) -> Tensor<B, 2>,
@@ -264,17 +311,18 @@ pub(crate) fn score_single_view<B: FusedBackend>(
     cfg: LoaderConfig,
     device: &B::Device,
     mut progress: impl FnMut(usize, usize),
-) -> Result<(Vec<f32>, Vec<usize>), RunError> {
+) -> Result<Scored, RunError> {
     let n = source.len();
     let (mut scores, mut labels) = (Vec::new(), Vec::new());
-    for b in epoch(source, cfg, 0) {
+    let mut batches = epoch(source, cfg, 0);
+    while let Some(b) = batches.next() {
         let b = b.map_err(fail)?;
         let x = Tensor::<B, 5>::from_data(TensorData::new(b.pixels, b.shape), device);
         scores.extend(to_vec(classifier.forward_eval(embed(x)))?);
         labels.extend(b.labels);
-        progress(labels.len(), n);
+        progress(labels.len() + batches.skipped.len(), n);
     }
-    Ok((scores, labels))
+    Ok((scores, labels, std::mem::take(&mut batches.skipped)))
 }
 
 /// Multi-view scores: for each video, `clips × crops` views through the encoder, embeddings
@@ -288,12 +336,12 @@ pub(crate) fn score_multi_view<B: FusedBackend>(
     batch: usize,
     device: &B::Device,
     mut progress: impl FnMut(usize, usize),
-) -> Result<(Vec<f32>, Vec<usize>), RunError> {
+) -> Result<Scored, RunError> {
     let (t, size) = (spec.model.frames as usize, spec.model.input_size);
     let (clips, crops) = (spec.eval.clips as usize, spec.eval.crops as usize);
     let views = clips * crops;
     let n = source.len();
-    let (mut scores, mut labels) = (Vec::new(), Vec::new());
+    let (mut scores, mut labels, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
     let mut start = 0;
     while start < n {
         let idx: Vec<usize> = (start..(start + batch.max(1)).min(n)).collect();
@@ -310,23 +358,35 @@ pub(crate) fn score_multi_view<B: FusedBackend>(
                 .collect()
         });
         let mut pixels = Vec::new();
+        let mut b = 0;
         for (r, &i) in loaded.into_iter().zip(&idx) {
-            for v in r.map_err(fail)? {
-                pixels.extend(v);
+            match r {
+                Err(e) if spec.data.on_error == t4v_core::OnError::Skip => {
+                    skipped.push((i, e.to_string()));
+                    continue;
+                }
+                r => {
+                    for v in r.map_err(fail)? {
+                        pixels.extend(v);
+                    }
+                }
             }
             labels.push(source.label(i));
+            b += 1;
         }
-        let b = idx.len();
+        start += idx.len();
+        if b == 0 {
+            continue;
+        }
         let s = size as usize;
         let x = Tensor::<B, 5>::from_data(TensorData::new(pixels, [b * views, t, 3, s, s]), device);
         let e = embed(x);
         let d = e.dims()[1];
         let e = e.reshape([b, views, d]).mean_dim(1).reshape([b, d]);
         scores.extend(to_vec(classifier.forward_eval(e))?);
-        start += b;
         progress(start, n);
     }
-    Ok((scores, labels))
+    Ok((scores, labels, skipped))
 }
 
 /// Reports the test metrics of `scores` (and mAP when the dataset's protocol uses it) and
@@ -342,6 +402,8 @@ pub(crate) fn report_scores(
 ) -> Result<Accuracy, RunError> {
     let c = classes.len();
     let acc = metrics::accuracy(scores, c, labels);
+    // Over how many videos: fewer than the split holds when unreadable ones were skipped.
+    reporter.summary(&format!("{split}/videos"), labels.len() as f64);
     reporter.summary(&format!("{split}/top1"), acc.top1);
     reporter.summary(&format!("{split}/top5"), acc.top5);
     reporter.summary(&format!("{split}/mean_class_acc"), acc.mean_class);

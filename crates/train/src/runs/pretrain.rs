@@ -277,7 +277,7 @@ fn retrieval_top1<B: FusedBackend>(
     let text = model.encode_text(ids::<B>(tokenizer, classes, device)?);
     let d = text.dims()[1];
     let classifier = CosineClassifier::new(text, d, true, Tensor::zeros([1], device));
-    let (scores, labels) = score_single_view(
+    let (scores, labels, _) = score_single_view(
         |x| embed_videos(model, x),
         &classifier,
         source,

@@ -19,7 +19,7 @@ use t4v_core::{
 };
 use t4v_video::Video;
 use t4v_video::augment::TrainAugment;
-use t4v_video::loader::{LoaderConfig, Mode, OnError, epoch};
+use t4v_video::loader::{LoaderConfig, Mode, epoch};
 
 use super::{
     Body, PRETRAINED, eval_loader, eval_split, fail, model_dir, on_backend, open_dataset,
@@ -258,7 +258,7 @@ fn train<B: FusedAutodiffBackend>(
         seed: spec.seed,
         shuffle: true,
         drop_last: true,
-        on_error: OnError::Fail,
+        on_error: super::on_error(spec),
     };
     let epochs = spec.optim.epochs;
     let mut stepper = Stepper::new(
@@ -275,7 +275,8 @@ fn train<B: FusedAutodiffBackend>(
     for e in state.epoch..epochs {
         let (mut sum, mut count) = (0.0f64, 0usize);
         let mut factor = 0.0;
-        for (i, b) in epoch(Arc::clone(&train_source), train_cfg.clone(), e as u64).enumerate() {
+        let mut batches = epoch(Arc::clone(&train_source), train_cfg.clone(), e as u64);
+        for (i, b) in (&mut batches).enumerate() {
             let b = b.map_err(fail)?;
             factor = stepper.at(e as usize, i);
             let per = b.shape[1..].iter().product::<usize>();
@@ -303,12 +304,14 @@ fn train<B: FusedAutodiffBackend>(
             count += 1;
             reporter.progress((e as usize * iters + i + 1) as u64, total);
         }
+        super::report_skipped(job, reporter, "train", &batches.skipped)?;
         let epoch_no = e + 1;
         reporter.metric("train", "loss", epoch_no as u64, sum / count.max(1) as f64);
         reporter.metric("train", "lr", epoch_no as u64, spec.optim.lr * factor);
         state.epoch = epoch_no;
         if epoch_no.is_multiple_of(every) || epoch_no == epochs {
             let acc = validate::<B::InnerBackend>(
+                job,
                 &replicas.model().valid(),
                 Arc::clone(&val_source),
                 eval_loader(spec, eval_batch),
@@ -398,6 +401,7 @@ fn save<B: FusedAutodiffBackend>(
 /// Single-view validation: reports `val/*` summaries and the per-class artefact; returns top-1.
 #[allow(clippy::too_many_arguments)]
 fn validate<B: FusedBackend>(
+    job: &Job,
     model: &VideoClassifier<B>,
     source: Arc<dyn t4v_video::loader::ClipSource>,
     cfg: LoaderConfig,
@@ -407,7 +411,7 @@ fn validate<B: FusedBackend>(
     metrics: &[t4v_core::plugin::Metric],
     per_class: &Path,
 ) -> Result<f64, RunError> {
-    let (scores, labels) = score_single_view(
+    let (scores, labels, skipped) = score_single_view(
         |x| model.encoder.forward(x),
         &model.classifier,
         source,
@@ -415,6 +419,7 @@ fn validate<B: FusedBackend>(
         device,
         |_, _| {},
     )?;
+    super::report_skipped(job, reporter, "val", &skipped)?;
     let acc = report_scores(
         reporter, "val", &scores, &labels, classes, metrics, per_class,
     )?;
