@@ -35,6 +35,10 @@ pub struct SweepArgs {
     /// Run failed runs again.
     #[arg(long)]
     pub retry_failed: bool,
+    /// Run again the done runs whose dataset changed since they read it (annotations, media
+    /// count or sizes), and what needs them.
+    #[arg(long)]
+    pub rerun_changed: bool,
     /// Stop the sweep at the first failed run.
     #[arg(long)]
     pub fail_fast: bool,
@@ -218,9 +222,13 @@ pub fn run(results: &Path, args: &SweepArgs, registry: &Registry) -> Result<i32>
         } else {
             None
         };
-        let plan = Plan::new(&def, store.as_ref(), args.retry_failed)?;
+        let mut plan = Plan::new(&def, store.as_ref(), args.retry_failed)?;
+        if let Some(store) = &store {
+            plan.data_changed = data_changed(store, &def, &plan)?;
+        }
         print!("{}", plan.changes(&def));
         print!("{}", plan.render(&def));
+        say_changed(&plan, false, &mut std::io::stdout())?;
         return Ok(0);
     }
 
@@ -252,7 +260,16 @@ pub fn run(results: &Path, args: &SweepArgs, registry: &Registry) -> Result<i32>
                 .join(", ")
         );
     }
-    let plan = Plan::new(&def, Some(&store), args.retry_failed)?;
+    let mut plan = Plan::new(&def, Some(&store), args.retry_failed)?;
+    let changed = data_changed(&store, &def, &plan)?;
+    if args.rerun_changed && !changed.is_empty() {
+        for id in &changed {
+            store.reopen(id, "its dataset changed since it ran (--rerun-changed)")?;
+        }
+        plan = Plan::new(&def, Some(&store), args.retry_failed)?;
+    }
+    plan.data_changed = changed;
+    say_changed(&plan, args.rerun_changed, &mut std::io::stderr())?;
     eprint!("{}", plan.changes(&def));
     eprintln!("sweep `{}`: {}", def.name, plan.summary());
 
@@ -348,6 +365,45 @@ pub fn run(results: &Path, args: &SweepArgs, registry: &Registry) -> Result<i32>
     } else {
         0
     })
+}
+
+/// The done runs whose data changed since they read it ([`t4v_sweep::plan::data_changed`]), the
+/// current fingerprints taken once per dataset and split.
+fn data_changed(
+    store: &Store,
+    def: &t4v_sweep::SweepDef,
+    plan: &Plan,
+) -> Result<Vec<t4v_core::RunId>> {
+    let mut now: std::collections::HashMap<(String, u32), Option<String>> = Default::default();
+    Ok(t4v_sweep::plan::data_changed(store, def, plan, |run| {
+        let key = (run.spec.data.dataset.clone(), run.spec.data.split);
+        now.entry(key.clone())
+            .or_insert_with(|| {
+                t4v_datasets::open_named(&key.0, key.1)
+                    .ok()
+                    .and_then(|d| d.fingerprint())
+            })
+            .clone()
+    })?)
+}
+
+fn say_changed(plan: &Plan, rerun: bool, out: &mut dyn std::io::Write) -> Result<()> {
+    if plan.data_changed.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = plan.data_changed.iter().map(|i| i.as_str()).collect();
+    writeln!(
+        out,
+        "{} done run(s) read data that has changed since (or need such a run): {}{}",
+        ids.len(),
+        ids.join(", "),
+        if rerun {
+            "; they run again (--rerun-changed)"
+        } else {
+            "; --rerun-changed runs them again"
+        }
+    )?;
+    Ok(())
 }
 
 fn parse_set(s: &str) -> Result<(String, String), String> {

@@ -500,4 +500,45 @@ fn a_broken_video_fails_a_run_or_is_skipped_and_counted() {
     );
     let z = runs.iter().find(|r| r["kind"] == "zero-shot").unwrap();
     assert_eq!(z["metrics"]["test/videos"], 2.0, "{z}");
+    assert!(
+        f["attempts"][0]["data"].is_string(),
+        "the attempt keeps what it read: {f}"
+    );
+
+    // The annotations change: the done runs are named as changed, kept until asked, then redone;
+    // their ids stay.
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .arg("--results")
+            .arg(d.path().join("results"))
+            .args(args)
+            .env("T4V_DATA_UCF101", &root)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+    };
+    let script = d.path().join("lenient.rhai");
+    let script = script.to_str().unwrap();
+    assert!(!run(&["sweep", script, "--dry-run"]).contains("data changed"));
+    std::fs::write(
+        lists.join("trainlist01.txt"),
+        "Archery/v_Archery_g01_c01.avi 2\r\nApplyEyeMakeup/v_ApplyEyeMakeup_g02_c01.avi 1\r\n",
+    )
+    .unwrap();
+    let plan = run(&["sweep", script, "--dry-run"]);
+    let fid = f["id"].as_str().unwrap();
+    let zid = z["id"].as_str().unwrap();
+    assert!(
+        plan.contains(&format!("done (data changed) {fid}"))
+            && plan.contains(&format!("done (data changed) {zid}")),
+        "{plan}"
+    );
+    let out = run(&["sweep", script]);
+    assert!(
+        out.contains("0 succeeded") && out.contains("--rerun-changed"),
+        "{out}"
+    );
+    let out = run(&["sweep", script, "--rerun-changed"]);
+    assert!(out.contains("2 succeeded, 0 failed"), "{out}");
+    assert!(!run(&["sweep", script, "--dry-run"]).contains("data changed"));
 }

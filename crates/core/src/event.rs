@@ -35,6 +35,8 @@ pub enum Event {
     Failed { reason: String },
     /// The run completed; without this event a zero exit is still a failure.
     Finished,
+    /// The fingerprint of the dataset the run reads (kept with its attempt).
+    Data { fingerprint: String },
 }
 
 impl Event {

@@ -198,6 +198,11 @@ pub trait Dataset: Send + Sync {
     fn layout(&self) -> MediaLayout {
         MediaLayout::found("drawn on demand")
     }
+    /// A cheap fingerprint of what a run reads from it (annotation files, the media's count and
+    /// sizes): a run that read other data shows it. `None`: nothing on disk to change.
+    fn fingerprint(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A plugin failure, naming the file, key or shape at fault.

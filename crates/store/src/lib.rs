@@ -421,6 +421,30 @@ impl Store {
             .transpose()
     }
 
+    /// Records the fingerprint of the dataset an attempt read.
+    pub fn set_attempt_data(&self, id: &RunId, n: u32, fingerprint: &str) -> Result<()> {
+        let key = attempt_key(id, n);
+        if let Some(b) = self.attempts.get(&key)? {
+            let mut a: Attempt = decode("attempts", &key, &b)?;
+            a.data = Some(fingerprint.to_string());
+            self.attempts.insert(&key, encode(&a))?;
+        }
+        Ok(())
+    }
+
+    /// Makes a done run pending again (its data changed and the user asked for it to run
+    /// again); its attempts stay.
+    pub fn reopen(&self, id: &RunId, reason: &str) -> Result<()> {
+        self.update_run(id, |rec| {
+            if rec.status == RunStatus::Done {
+                rec.status = RunStatus::Pending;
+                rec.reason = Some(reason.to_string());
+            }
+            Ok(())
+        })?;
+        self.flush()
+    }
+
     /// Records the batch system's id of an attempt's job once it accepted the submission.
     pub fn set_job_id(&self, id: &RunId, n: u32, job_id: &str) -> Result<()> {
         let key = attempt_key(id, n);

@@ -175,6 +175,9 @@ pub struct Attempt {
     /// of the coordinator: how a later coordinator finds it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<ExternalJob>,
+    /// The fingerprint of the dataset the attempt read, as its worker reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
 }
 
 /// An attempt's task in a batch system.
@@ -206,6 +209,7 @@ impl Attempt {
             pid: None,
             provenance,
             job: None,
+            data: None,
         }
     }
 }

@@ -120,6 +120,7 @@ pub(crate) fn ingest(
         Event::Finished => st.finished = true,
         Event::Log { message } => st.push_tail(format!("[log] {message}")),
         Event::Progress { done, total } => return Ok(Some(Action::Progress(done, total))),
+        Event::Data { fingerprint } => store.set_attempt_data(id, st.attempt, &fingerprint)?,
         Event::Started { .. } => {}
     }
     Ok(None)

@@ -109,6 +109,39 @@ pub struct Plan {
     pub removed: Vec<RunId>,
     /// The previous record under this name, if any.
     pub previous: Option<SweepRecord>,
+    /// Done runs whose dataset changed since they read it, and the done runs that need them
+    /// ([`data_changed`]); they stay done unless the user asks (`--rerun-changed`).
+    pub data_changed: Vec<RunId>,
+}
+
+/// The done runs of `def` whose successful attempt read a dataset whose fingerprint is not
+/// `current(run)` now, and, in script order, the done runs that need one of them. `current`
+/// is asked only for runs that recorded a fingerprint; `None` (the data cannot be read now)
+/// flags nothing.
+pub fn data_changed(
+    store: &Store,
+    def: &SweepDef,
+    plan: &Plan,
+    mut current: impl FnMut(&crate::PlannedRun) -> Option<String>,
+) -> Result<Vec<RunId>, StoreError> {
+    let mut changed: Vec<RunId> = Vec::new();
+    for (run, state) in def.runs.iter().zip(&plan.states) {
+        if *state != PlanState::Done {
+            continue;
+        }
+        let upstream = run.needs().values().any(|d| changed.contains(d));
+        let read = store
+            .attempts(&run.id)?
+            .into_iter()
+            .rev()
+            .find(|a| a.outcome == t4v_store::AttemptOutcome::Succeeded)
+            .and_then(|a| a.data);
+        let differs = read.is_some_and(|old| current(run).is_some_and(|now| now != old));
+        if upstream || differs {
+            changed.push(run.id.clone());
+        }
+    }
+    Ok(changed)
 }
 
 impl Plan {
@@ -172,6 +205,7 @@ impl Plan {
             added,
             removed,
             previous,
+            data_changed: Vec::new(),
         })
     }
 
@@ -246,10 +280,15 @@ impl Plan {
                 .iter()
                 .map(|(k, v)| format!("{k}←{v}"))
                 .collect();
+            let label = if self.data_changed.contains(&run.id) {
+                format!("{} (data changed)", state.label())
+            } else {
+                state.label().to_string()
+            };
             let _ = writeln!(
                 out,
                 "  {:<11} {}  {:<9} {}{}",
-                state.label(),
+                label,
                 run.id,
                 run.spec.kind,
                 run.label(),

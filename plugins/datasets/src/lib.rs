@@ -16,6 +16,7 @@
 //! relative to `frames/`, `videos/` or the root.
 
 pub mod check;
+mod fingerprint;
 mod layout;
 
 use std::collections::BTreeMap;
@@ -51,12 +52,15 @@ pub struct Loaded {
     pub media: Media,
     pub metrics: &'static [Metric],
     pub layout: MediaLayout,
+    /// The annotation files (or folders of them) it was read from: part of its fingerprint.
+    pub sources: Vec<PathBuf>,
 }
 
 impl Loaded {
     /// A dataset read from its official annotations, its media found under the root.
     fn official(
         opts: &DataOptions,
+        sources: Vec<PathBuf>,
         classes: Vec<String>,
         mut splits: BTreeMap<String, Vec<Video>>,
         pattern: &str,
@@ -70,6 +74,7 @@ impl Loaded {
             media,
             metrics,
             layout,
+            sources,
         }
     }
 }
@@ -80,6 +85,9 @@ impl Dataset for Loaded {
     }
     fn layout(&self) -> MediaLayout {
         self.layout.clone()
+    }
+    fn fingerprint(&self) -> Option<String> {
+        fingerprint::of(&self.sources, &self.media, self.splits.values().flatten())
     }
     fn class_names(&self) -> &[String] {
         &self.classes
@@ -203,6 +211,7 @@ fn from_list(
         media,
         metrics,
         layout,
+        sources: vec![list.clone(), labels.clone()],
     }))
 }
 
@@ -246,13 +255,16 @@ fn kinetics_open(opts: &DataOptions) -> Result<Box<dyn Dataset>, PluginError> {
     let train = need(dir.join("train.csv"))?;
     let (classes, train) = kinetics::csv(&train, None).map_err(err)?;
     let mut splits = BTreeMap::from([("train".to_string(), train)]);
+    let mut sources = vec![dir.join("train.csv")];
     let val = dir.join("validate.csv");
     if val.exists() {
         let (_, v) = kinetics::csv(&val, Some(&classes)).map_err(err)?;
         splits.insert("val".into(), v);
+        sources.push(val);
     }
     Ok(Box::new(Loaded::official(
         opts,
+        sources,
         classes,
         splits,
         "img_{:05}.jpg",
@@ -300,6 +312,11 @@ impl DatasetPlugin for Ucf101 {
         let splits = BTreeMap::from([("train".to_string(), train), ("test".to_string(), test)]);
         Ok(Box::new(Loaded::official(
             opts,
+            vec![
+                dir.join("classInd.txt"),
+                dir.join(format!("trainlist0{k}.txt")),
+                dir.join(format!("testlist0{k}.txt")),
+            ],
             classes,
             splits,
             "image_{:04}.jpg",
@@ -325,6 +342,7 @@ impl DatasetPlugin for Hmdb51 {
         let splits = BTreeMap::from([("train".to_string(), s.train), ("test".to_string(), s.test)]);
         Ok(Box::new(Loaded::official(
             opts,
+            vec![dir],
             classes,
             splits,
             "image_{:06}.jpg",
@@ -343,10 +361,12 @@ impl DatasetPlugin for ActivityNet {
         if let Some(l) = from_list(opts, "image_{:06}.jpg", MAP)? {
             return Ok(Box::new(l));
         }
-        let s = anet::json(&need(opts.root.join("activity_net.v1-3.min.json"))?).map_err(err)?;
+        let json = need(opts.root.join("activity_net.v1-3.min.json"))?;
+        let s = anet::json(&json).map_err(err)?;
         let splits = BTreeMap::from([("train".to_string(), s.train), ("val".to_string(), s.val)]);
         Ok(Box::new(Loaded::official(
             opts,
+            vec![json],
             s.classes,
             splits,
             "image_{:06}.jpg",
@@ -403,6 +423,7 @@ impl Synthetic {
             },
             metrics: TOP,
             layout: MediaLayout::found("drawn on demand"),
+            sources: Vec::new(),
         }
     }
 }
@@ -499,6 +520,37 @@ pub fn default_root(name: &str, root: Option<&Path>) -> Option<PathBuf> {
     std::env::var("T4V_DATA")
         .ok()
         .map(|d| PathBuf::from(d).join(name))
+}
+
+/// Opens dataset `name` (official split `split`) where the environment says it is
+/// (`T4V_DATA_<NAME>`, else `$T4V_DATA/<name>`), as runs read it.
+pub fn open_named(name: &str, split: u32) -> Result<Box<dyn Dataset>, PluginError> {
+    let plugin = DATASETS
+        .iter()
+        .find(|d| d.info().name == name)
+        .ok_or_else(|| PluginError::Invalid(format!("no dataset plugin `{name}`")))?;
+    let root = if !plugin.needs_root() {
+        PathBuf::new()
+    } else {
+        let root = default_root(name, None).ok_or_else(|| {
+            PluginError::Invalid(format!(
+                "where is dataset {name}? set T4V_DATA (or T4V_DATA_{})",
+                name.to_uppercase()
+            ))
+        })?;
+        if !root.exists() {
+            return Err(PluginError::Invalid(format!(
+                "dataset {name} not found at {}",
+                root.display()
+            )));
+        }
+        root
+    };
+    plugin.open(&DataOptions {
+        root,
+        split,
+        ..Default::default()
+    })
 }
 
 /// The videos of one split, with their position in it (for error messages).

@@ -145,7 +145,7 @@ fn eval<B: FusedBackend>(
         state.best_top1
     ));
 
-    let dataset = open_dataset(spec)?;
+    let dataset = open_dataset(spec, reporter)?;
     let classes = dataset.class_names().to_vec();
     if job.param("reinit")?.as_bool() == Some(true) {
         let clip = text_tower::<B>(spec, &trained.model.backbone, device)?;

@@ -83,7 +83,7 @@ fn extract<B: FusedBackend>(
     let per_class = job.param_u64("per_class")? as usize;
     let batch = job.param_u64("batch")?.max(1) as usize;
     let name = spec.data.dataset.as_str();
-    let dataset = open_dataset(spec)?;
+    let dataset = open_dataset(spec, reporter)?;
     let mut videos = t4v_datasets::videos(dataset.as_ref(), &split).map_err(fail)?;
     if per_class > 0 {
         videos = t4v_video::protocol::few_shot(
@@ -112,6 +112,8 @@ fn extract<B: FusedBackend>(
         ("sampling", json!("segment-starts")),
         ("input_size", json!(size)),
         ("precision", json!(spec.model.precision)),
+        // The data itself: a cache of other annotations or media is another cache.
+        ("data", json!(dataset.fingerprint())),
     ]);
     // A cache built without the unreadable videos is not the cache of the whole split.
     let determinants = match spec.data.on_error {

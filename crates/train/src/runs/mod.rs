@@ -15,7 +15,7 @@ use t4v_fused::{FusedAutodiffBackend, FusedBackend};
 
 use burn::tensor::{Tensor, TensorData};
 use t4v_core::plugin::Metric;
-use t4v_core::{DataOptions, Job, Reporter, RunError, RunSpec};
+use t4v_core::{Job, Reporter, RunError, RunSpec};
 use t4v_video::loader::{ClipSource, LoaderConfig, Mode, OnError, epoch, multi_view};
 
 pub use eval::EvalRun;
@@ -137,35 +137,16 @@ pub(crate) fn check_input_size(
 }
 
 /// The dataset of a spec, from the user's data root (`T4V_DATA`, `T4V_DATA_<NAME>`).
-pub(crate) fn open_dataset(spec: &RunSpec) -> Result<Box<dyn t4v_core::Dataset>, RunError> {
-    let name = spec.data.dataset.as_str();
-    let plugin = t4v_datasets::DATASETS
-        .iter()
-        .find(|d| d.info().name == name)
-        .ok_or_else(|| fail(format!("no dataset plugin `{name}`")))?;
-    let root = if !plugin.needs_root() {
-        PathBuf::new()
-    } else {
-        let root = t4v_datasets::default_root(name, None).ok_or_else(|| {
-            fail(format!(
-                "where is dataset {name}? set T4V_DATA (or T4V_DATA_{})",
-                name.to_uppercase()
-            ))
-        })?;
-        if !root.exists() {
-            return Err(fail(format!(
-                "dataset {name} not found at {}",
-                root.display()
-            )));
-        }
-        root
-    };
-    let opts = DataOptions {
-        root,
-        split: spec.data.split,
-        ..Default::default()
-    };
-    plugin.open(&opts).map_err(fail)
+pub(crate) fn open_dataset(
+    spec: &RunSpec,
+    reporter: &mut Reporter,
+) -> Result<Box<dyn t4v_core::Dataset>, RunError> {
+    let dataset = t4v_datasets::open_named(&spec.data.dataset, spec.data.split).map_err(fail)?;
+    // What the run reads, kept with its attempt: a later sweep sees when the data changed.
+    if let Some(fingerprint) = dataset.fingerprint() {
+        reporter.emit(&t4v_core::Event::Data { fingerprint });
+    }
+    Ok(dataset)
 }
 
 /// The split a dataset is evaluated on: `val` (Kinetics, ActivityNet) or `test` (UCF, HMDB,

@@ -294,7 +294,7 @@ fn pretrain<B: FusedAutodiffBackend>(
     device: &B::Device,
 ) -> Result<(), RunError> {
     let spec = &job.spec;
-    let dataset = open_dataset(spec)?;
+    let dataset = open_dataset(spec, reporter)?;
     let classes = dataset.class_names().to_vec();
     let c = classes.len();
     let mut train = t4v_datasets::videos(dataset.as_ref(), "train").map_err(fail)?;

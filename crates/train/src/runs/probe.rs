@@ -122,7 +122,7 @@ fn probe<B: FusedAutodiffBackend>(
             test.shape
         )));
     }
-    let dataset = open_dataset(spec)?;
+    let dataset = open_dataset(spec, reporter)?;
     let classes = dataset.class_names().to_vec();
     // The protocol's training rows (all, or K per class): the init sees only those.
     let (rows, repeat) = super::train::protocol_rows(spec, &train.labels, classes.len())?;

@@ -172,7 +172,7 @@ fn train<B: FusedAutodiffBackend>(
     device: &B::Device,
 ) -> Result<(), RunError> {
     let spec = &job.spec;
-    let dataset = open_dataset(spec)?;
+    let dataset = open_dataset(spec, reporter)?;
     let classes = dataset.class_names().to_vec();
     let micro = job.param_u64("micro_batch")? as usize;
     let eval_batch = job.param_u64("eval_batch")?.max(1) as usize;

@@ -62,7 +62,7 @@ fn zero_shot<B: FusedBackend>(
     let spec = &job.spec;
     let cached = needed_features(job, "features")?;
     let d = cached.shape[2];
-    let dataset = open_dataset(spec)?;
+    let dataset = open_dataset(spec, reporter)?;
     let classes = dataset.class_names().to_vec();
     let clip = text_tower::<B>(spec, &spec.model.backbone, device)?;
     let w = classifier_weights(spec, &classes, d, clip.as_ref(), None, device)?;
