@@ -193,8 +193,12 @@ pub fn show(results: &Path, run: &str, json: bool) -> Result<()> {
             .as_ref()
             .map(|j| {
                 format!(
-                    " as Slurm job {}",
-                    j.id.as_deref().unwrap_or("(not accepted)")
+                    " as Slurm job {}{}",
+                    j.id.as_deref().unwrap_or("(not accepted)"),
+                    a.node
+                        .as_deref()
+                        .map(|n| format!(" on node {n}"))
+                        .unwrap_or_default()
                 )
             })
             .unwrap_or_default();

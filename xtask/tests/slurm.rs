@@ -107,6 +107,9 @@ fn the_selftest_sweep_through_slurm_ends_as_through_local_workers() {
             "{}",
             dir.display()
         );
+        // The node that ran it, as its worker said.
+        assert!(r["attempts"][0]["node"].is_string(), "{r}");
+        assert!(r["attempts"][0]["pid"].is_u64(), "{r}");
     }
     assert_eq!(submitted(&env).len(), 28);
     // A rerun submits nothing.

@@ -9,8 +9,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event {
-    /// The worker is up and has read its job.
-    Started { pid: u32 },
+    /// The worker is up and has read its job, on this machine (a cluster node under Slurm).
+    Started {
+        pid: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host: Option<String>,
+    },
     /// Work done so far, for the coordinator's display.
     Progress { done: u64, total: u64 },
     /// One point of a metric series (`split` is `train`, `val`, `test`, ...).

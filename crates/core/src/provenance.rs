@@ -56,7 +56,8 @@ impl Provenance {
     }
 }
 
-fn hostname() -> String {
+/// This machine's name.
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .ok()

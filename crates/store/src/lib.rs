@@ -421,6 +421,24 @@ impl Store {
             .transpose()
     }
 
+    /// Records the process id and machine of an attempt's worker, as it reported them.
+    pub fn set_attempt_worker(
+        &self,
+        id: &RunId,
+        n: u32,
+        pid: u32,
+        node: Option<String>,
+    ) -> Result<()> {
+        let key = attempt_key(id, n);
+        if let Some(b) = self.attempts.get(&key)? {
+            let mut a: Attempt = decode("attempts", &key, &b)?;
+            a.pid = Some(pid);
+            a.node = node;
+            self.attempts.insert(&key, encode(&a))?;
+        }
+        Ok(())
+    }
+
     /// Records the fingerprint of the dataset an attempt read.
     pub fn set_attempt_data(&self, id: &RunId, n: u32, fingerprint: &str) -> Result<()> {
         let key = attempt_key(id, n);

@@ -175,6 +175,9 @@ pub struct Attempt {
     /// of the coordinator: how a later coordinator finds it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<ExternalJob>,
+    /// The machine its worker ran on (a cluster node; the provenance names the coordinator's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// The fingerprint of the dataset the attempt read, as its worker reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
@@ -209,6 +212,7 @@ impl Attempt {
             pid: None,
             provenance,
             job: None,
+            node: None,
             data: None,
         }
     }

@@ -121,7 +121,7 @@ pub(crate) fn ingest(
         Event::Log { message } => st.push_tail(format!("[log] {message}")),
         Event::Progress { done, total } => return Ok(Some(Action::Progress(done, total))),
         Event::Data { fingerprint } => store.set_attempt_data(id, st.attempt, &fingerprint)?,
-        Event::Started { .. } => {}
+        Event::Started { pid, host } => store.set_attempt_worker(id, st.attempt, pid, host)?,
     }
     Ok(None)
 }

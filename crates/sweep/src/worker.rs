@@ -45,6 +45,7 @@ pub fn run(job_file: &Path, registry: &Registry, events: Events) -> i32 {
     };
     reporter.emit(&Event::Started {
         pid: std::process::id(),
+        host: Some(t4v_core::provenance::hostname()),
     });
     let Some(kind) = registry.run_kind(&job.spec.kind) else {
         reporter.emit(&Event::Failed {
