@@ -25,7 +25,7 @@ use crate::scheduler::{
     unclaim,
 };
 use crate::script::PlannedRun;
-use commands::{ArrayState, TaskState};
+use commands::ArrayState;
 
 /// The executor's name in attempts (`Attempt::job`).
 pub const EXECUTOR: &str = "slurm";
@@ -459,23 +459,18 @@ impl Executor for SlurmExecutor {
                 }
             };
             for (id, t) in self.tasks.iter_mut().filter(|(_, t)| t.array == array) {
-                match &state {
-                    ArrayState::Known(states) => {
-                        let Some(s) = states.get(&t.index) else {
-                            continue;
-                        };
-                        if s.restarts > t.restarts {
-                            t.restarts = s.restarts;
-                            out.push(Update::Stderr(
-                                id.clone(),
-                                format!("[slurm] requeued (restart {})", s.restarts),
-                            ));
-                        }
-                        if s.ended() {
-                            ended.push((id.clone(), batch_end(s)));
-                        }
-                    }
-                    ArrayState::Forgotten => ended.push((id.clone(), End::Forgotten)),
+                if let ArrayState::Known(states) = &state
+                    && let Some(s) = states.get(&t.index)
+                    && s.restarts > t.restarts
+                {
+                    t.restarts = s.restarts;
+                    out.push(Update::Stderr(
+                        id.clone(),
+                        format!("[slurm] requeued (restart {})", s.restarts),
+                    ));
+                }
+                if let Some(end) = end_of(&state, t.index) {
+                    ended.push((id.clone(), end));
                 }
             }
         }
@@ -499,12 +494,17 @@ impl Executor for SlurmExecutor {
     }
 }
 
-fn batch_end(s: &TaskState) -> End {
-    End::Batch {
-        state: s.state.clone(),
-        code: s.code,
-        signal: s.signal,
-        limit: s.limit.clone(),
+/// How task `index` of an array ended, if it has: Slurm's final state, or forgotten with its
+/// array. A task not listed (yet) has not ended.
+fn end_of(array: &ArrayState, index: u32) -> Option<End> {
+    match array {
+        ArrayState::Forgotten => Some(End::Forgotten),
+        ArrayState::Known(tasks) => tasks.get(&index).filter(|s| s.ended()).map(|s| End::Batch {
+            state: s.state.clone(),
+            code: s.code,
+            signal: s.signal,
+            limit: s.limit.clone(),
+        }),
     }
 }
 
@@ -603,13 +603,10 @@ pub fn sync(store: &Store, results: &Path) -> Result<Synced, SchedulerError> {
         }
     }
     for c in candidates {
-        let end = match states.get(&c.task.array) {
-            None | Some(ArrayState::Forgotten) => Some(End::Forgotten),
-            Some(ArrayState::Known(tasks)) => match tasks.get(&c.task.index) {
-                Some(s) if s.ended() => Some(batch_end(s)),
-                _ => None,
-            },
-        };
+        // No array: the submission was never found, only its events.
+        let end = states
+            .get(&c.task.array)
+            .map_or(Some(End::Forgotten), |a| end_of(a, c.task.index));
         match end {
             Some(end) => {
                 let (o, r) = conclude_task(store, &c.id, c.state, c.task, end)?;
