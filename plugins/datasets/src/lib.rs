@@ -54,6 +54,8 @@ pub struct Loaded {
     pub layout: MediaLayout,
     /// The annotation files (or folders of them) it was read from: part of its fingerprint.
     pub sources: Vec<PathBuf>,
+    /// The fingerprint, taken once (it reads every annotation file and stats every video).
+    pub fingerprint: std::sync::OnceLock<Option<String>>,
 }
 
 impl Loaded {
@@ -75,6 +77,7 @@ impl Loaded {
             metrics,
             layout,
             sources,
+            fingerprint: Default::default(),
         }
     }
 }
@@ -87,7 +90,11 @@ impl Dataset for Loaded {
         self.layout.clone()
     }
     fn fingerprint(&self) -> Option<String> {
-        fingerprint::of(&self.sources, &self.media, self.splits.values().flatten())
+        self.fingerprint
+            .get_or_init(|| {
+                fingerprint::of(&self.sources, &self.media, self.splits.values().flatten())
+            })
+            .clone()
     }
     fn class_names(&self) -> &[String] {
         &self.classes
@@ -212,6 +219,7 @@ fn from_list(
         metrics,
         layout,
         sources: vec![list.clone(), labels.clone()],
+        fingerprint: Default::default(),
     }))
 }
 
@@ -424,6 +432,7 @@ impl Synthetic {
             metrics: TOP,
             layout: MediaLayout::found("drawn on demand"),
             sources: Vec::new(),
+            fingerprint: Default::default(),
         }
     }
 }
