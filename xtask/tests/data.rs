@@ -226,6 +226,34 @@ fn truncate(path: &Path, n: u64) {
         .unwrap();
 }
 
+/// UCF-101 as its archives unpack: `ucfTrainTestlist/` (classes ApplyEyeMakeup and Archery,
+/// CRLF lists) beside `UCF-101/<class>/<video>.avi` clips of the `train` and `test` videos,
+/// `broken` cut short.
+#[cfg(feature = "video")]
+fn ucf_archive(root: &Path, train: &[&str], test: &[&str], broken: &str) {
+    let lists = root.join("ucfTrainTestlist");
+    std::fs::create_dir_all(&lists).unwrap();
+    let classes = ["ApplyEyeMakeup", "Archery"];
+    let class_ind: String = classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{} {c}\r\n", i + 1))
+        .collect();
+    std::fs::write(lists.join("classInd.txt"), class_ind).unwrap();
+    let label = |v: &str| 1 + classes.iter().position(|c| v.starts_with(c)).unwrap();
+    let trainlist: String = train
+        .iter()
+        .map(|v| format!("{v} {}\r\n", label(v)))
+        .collect();
+    std::fs::write(lists.join("trainlist01.txt"), trainlist).unwrap();
+    let testlist: String = test.iter().map(|v| format!("{v}\r\n")).collect();
+    std::fs::write(lists.join("testlist01.txt"), testlist).unwrap();
+    for v in train.iter().chain(test) {
+        clip(&root.join("UCF-101").join(v));
+    }
+    truncate(&root.join("UCF-101").join(broken), 1024);
+}
+
 /// The datasets' own archives, unpacked as they come (no `videos/` or `frames/` folder): the
 /// layout is found and named, CRLF lists read, a truncated video is the one problem.
 #[cfg(feature = "video")]
@@ -234,32 +262,15 @@ fn official_layouts_as_the_archives_unpack() {
     // UCF-101: `UCF-101/<class>/v_*.avi` beside `ucfTrainTestlist/`, lists with CRLF.
     let d = tempfile::tempdir().unwrap();
     let root = d.path().join("ucf");
-    let lists = root.join("ucfTrainTestlist");
-    std::fs::create_dir_all(&lists).unwrap();
-    std::fs::write(
-        lists.join("classInd.txt"),
-        "1 ApplyEyeMakeup\r\n2 Archery\r\n",
-    )
-    .unwrap();
-    std::fs::write(
-        lists.join("trainlist01.txt"),
-        "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi 1\r\nArchery/v_Archery_g01_c01.avi 2\r\n",
-    )
-    .unwrap();
-    std::fs::write(
-        lists.join("testlist01.txt"),
-        "Archery/v_Archery_g02_c01.avi\r\n",
-    )
-    .unwrap();
-    let media = root.join("UCF-101");
-    for v in [
-        "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi",
-        "Archery/v_Archery_g01_c01.avi",
+    ucf_archive(
+        &root,
+        &[
+            "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi",
+            "Archery/v_Archery_g01_c01.avi",
+        ],
+        &["Archery/v_Archery_g02_c01.avi"],
         "Archery/v_Archery_g02_c01.avi",
-    ] {
-        clip(&media.join(v));
-    }
-    truncate(&media.join("Archery/v_Archery_g02_c01.avi"), 1024);
+    );
     let (ok, j, err) = data(&["ucf101", "--root", root.to_str().unwrap(), "--json"]);
     assert!(ok, "{err}");
     assert_eq!(j["classes"], 2);
@@ -422,27 +433,16 @@ fn a_broken_video_fails_a_run_or_is_skipped_and_counted() {
     let d = tempfile::tempdir().unwrap();
     let root = d.path().join("ucf101");
     let lists = root.join("ucfTrainTestlist");
-    std::fs::create_dir_all(&lists).unwrap();
-    std::fs::write(
-        lists.join("classInd.txt"),
-        "1 ApplyEyeMakeup\r\n2 Archery\r\n",
-    )
-    .unwrap();
-    std::fs::write(
-        lists.join("trainlist01.txt"),
-        "Archery/v_Archery_g01_c01.avi 2\r\n",
-    )
-    .unwrap();
-    let test = [
-        "ApplyEyeMakeup/v_ApplyEyeMakeup_g02_c01.avi",
+    ucf_archive(
+        &root,
+        &["Archery/v_Archery_g01_c01.avi"],
+        &[
+            "ApplyEyeMakeup/v_ApplyEyeMakeup_g02_c01.avi",
+            "Archery/v_Archery_g02_c01.avi",
+            "Archery/v_Archery_g03_c01.avi",
+        ],
         "Archery/v_Archery_g02_c01.avi",
-        "Archery/v_Archery_g03_c01.avi",
-    ];
-    std::fs::write(lists.join("testlist01.txt"), test.join("\r\n")).unwrap();
-    for v in test.iter().chain(["Archery/v_Archery_g01_c01.avi"].iter()) {
-        clip(&root.join("UCF-101").join(v));
-    }
-    truncate(&root.join("UCF-101").join(test[1]), 1024);
+    );
     let model = common::model_dir(d.path());
     let sweep = |name: &str, on_error: &str| {
         let script = d.path().join(format!("{name}.rhai"));
