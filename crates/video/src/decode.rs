@@ -180,9 +180,13 @@ pub fn frames(path: &Path, indices: &[usize]) -> Result<Vec<RgbImage>, VideoErro
             .is_some_and(|e| e.eq_ignore_ascii_case("avi"));
     let mut pos = 0usize; // next frame index a sequential decode would produce
     let mut k = 0;
+    // Seeking pays while it lands past where decoding stands; once a keyframe interval proves
+    // longer than the gaps (x264's default is 250 frames), decoding on is no slower.
+    let mut seeking = can_seek;
     while k < wanted.len() {
         let target = wanted[k];
-        if can_seek && target > pos + SEEK_GAP {
+        let sought = seeking && target > pos + SEEK_GAP;
+        if sought {
             // Seek (in AV_TIME_BASE µs) to the keyframe at or before the target.
             let ts = ((target as f64 / o.fps) * 1e6) as i64 + (o.start as f64 * o.tb * 1e6) as i64;
             o.input
@@ -193,9 +197,11 @@ pub fn frames(path: &Path, indices: &[usize]) -> Result<Vec<RgbImage>, VideoErro
         let mut seq = pos;
         let mut err = None;
         let mut reached = false;
+        let mut landed = None;
         for_each_frame(&mut o, path, |idx, frame| {
             let i = if can_seek { idx.unwrap_or(seq) } else { seq };
             seq = i + 1;
+            landed.get_or_insert(i);
             // Wanted frames at or before this one (a stream may skip an index) take it.
             if k < wanted.len() && wanted[k] <= i {
                 match to_rgb(frame, path) {
@@ -211,7 +217,12 @@ pub fn frames(path: &Path, indices: &[usize]) -> Result<Vec<RgbImage>, VideoErro
                     }
                 }
             }
-            if k >= wanted.len() || (can_seek && wanted[k] > i + SEEK_GAP) {
+            // Stop to seek ahead — but not short of the frame this decode sought: the keyframe
+            // before it may lie further back than the gap.
+            let far = wanted
+                .get(k)
+                .is_some_and(|&w| w > i + SEEK_GAP && !(sought && w == target));
+            if k >= wanted.len() || (seeking && far) {
                 reached = true;
                 return false;
             }
@@ -219,6 +230,9 @@ pub fn frames(path: &Path, indices: &[usize]) -> Result<Vec<RgbImage>, VideoErro
         })?;
         if let Some(e) = err {
             return Err(e);
+        }
+        if sought && landed.is_some_and(|l| l < pos) {
+            seeking = false;
         }
         pos = seq;
         if !reached && k < wanted.len() {

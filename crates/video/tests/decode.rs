@@ -103,3 +103,32 @@ fn h264_vp9_and_mpeg4_clips() {
             .starts_with(&broken.display().to_string())
     );
 }
+
+/// Frames far apart in a video whose keyframes are further apart still (x264's default interval
+/// is 250 frames): each is reached, and equals the frame a front-to-back decode gives.
+#[test]
+fn far_frames_between_distant_keyframes() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("long-gop.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=duration=12:size=64x48:rate=25",
+        "-c:v",
+        "libx264",
+        "-g",
+        "250",
+        "-pix_fmt",
+        "yuv420p",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(frame_count(&path).unwrap(), 300);
+    let picks = [3, 100, 180, 260, 299];
+    let got = frames(&path, &picks).unwrap();
+    let all: Vec<usize> = (0..300).collect();
+    let every = frames(&path, &all).unwrap();
+    for (g, &p) in got.iter().zip(&picks) {
+        assert_eq!(*g, every[p], "frame {p}");
+    }
+}
