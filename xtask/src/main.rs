@@ -6,6 +6,7 @@ mod bench;
 mod clip_cmd;
 mod data_cmd;
 mod listing;
+mod prepare_cmd;
 mod registry;
 mod report_cmd;
 mod sweep_cmd;
@@ -99,6 +100,9 @@ enum Cmd {
     },
     /// Check a dataset: classes, videos per split, missing or unreadable media.
     Data(data_cmd::DataArgs),
+    /// Extract a downloaded dataset's videos into the reference's frame folders (resized,
+    /// resampled, JPEG), with its list files, label CSV and a manifest; resumable.
+    Prepare(prepare_cmd::PrepareArgs),
     /// Embed texts and/or images with a CLIP checkpoint into a safetensors file.
     Embed(clip_cmd::EmbedArgs),
     /// Benchmarks against their peers (PyTorch, scikit-learn, PIL), measured in the same
@@ -160,6 +164,7 @@ fn main() -> Result<()> {
         Cmd::Fetch { model } => clip_cmd::fetch(&model),
         Cmd::Embed(args) => clip_cmd::embed(&args),
         Cmd::Data(args) => data_cmd::run(&args, &registry),
+        Cmd::Prepare(args) => prepare_cmd::run(&args, &registry),
         Cmd::Bench { name, runs } => bench::run(name.as_deref(), runs, &registry),
     }
 }

@@ -6,6 +6,8 @@ use std::process::Command;
 use serde_json::Value;
 
 mod common;
+#[cfg(feature = "video")]
+use common::media::{clip, ucf_archive};
 
 fn data(args: &[&str]) -> (bool, Value, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
@@ -200,58 +202,6 @@ fn video_files_with_ffmpeg() {
             .unwrap()
             .ends_with("Archery/v_b2.avi")
     );
-}
-
-/// A one-second test clip made with the ffmpeg command line (codec from the extension).
-#[cfg(feature = "video")]
-fn clip(path: &Path) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let o = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi"])
-        .args(["-i", "testsrc=duration=1:size=96x72:rate=10"])
-        .arg(path)
-        .output()
-        .expect("ffmpeg CLI");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
-/// Cuts a file to its first `n` bytes (a download that stopped).
-#[cfg(feature = "video")]
-fn truncate(path: &Path, n: u64) {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_len(n)
-        .unwrap();
-}
-
-/// UCF-101 as its archives unpack: `ucfTrainTestlist/` (classes ApplyEyeMakeup and Archery,
-/// CRLF lists) beside `UCF-101/<class>/<video>.avi` clips of the `train` and `test` videos,
-/// `broken` cut short.
-#[cfg(feature = "video")]
-fn ucf_archive(root: &Path, train: &[&str], test: &[&str], broken: &str) {
-    let lists = root.join("ucfTrainTestlist");
-    std::fs::create_dir_all(&lists).unwrap();
-    let classes = ["ApplyEyeMakeup", "Archery"];
-    let class_ind: String = classes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!("{} {c}\r\n", i + 1))
-        .collect();
-    std::fs::write(lists.join("classInd.txt"), class_ind).unwrap();
-    let label = |v: &str| 1 + classes.iter().position(|c| v.starts_with(c)).unwrap();
-    let trainlist: String = train
-        .iter()
-        .map(|v| format!("{v} {}\r\n", label(v)))
-        .collect();
-    std::fs::write(lists.join("trainlist01.txt"), trainlist).unwrap();
-    let testlist: String = test.iter().map(|v| format!("{v}\r\n")).collect();
-    std::fs::write(lists.join("testlist01.txt"), testlist).unwrap();
-    for v in train.iter().chain(test) {
-        clip(&root.join("UCF-101").join(v));
-    }
-    truncate(&root.join("UCF-101").join(broken), 1024);
 }
 
 /// The datasets' own archives, unpacked as they come (no `videos/` or `frames/` folder): the

@@ -16,7 +16,8 @@ pub mod spec;
 
 pub use event::{Event, Reporter};
 pub use plugin::{
-    ClassifierInit, DataOptions, Dataset, DatasetPlugin, Media, MediaLayout, VideoEncoder,
+    ClassifierInit, DataOptions, Dataset, DatasetPlugin, FrameConvention, Media, MediaLayout,
+    VideoEncoder,
 };
 pub use provenance::Provenance;
 pub use registry::{Family, ParamDef, ParamType, PluginInfo, Registry};

@@ -98,6 +98,8 @@ pub struct VideoItem {
     pub label: usize,
     /// Frame count when the annotations give it (frame folders are counted when read).
     pub frames: Option<u32>,
+    /// Seconds of the video file this instance covers (ActivityNet's training segments).
+    pub span: Option<[f64; 2]>,
 }
 
 /// The metric a protocol reports.
@@ -180,6 +182,25 @@ pub trait DatasetPlugin: Sync {
         true
     }
     fn open(&self, opts: &DataOptions) -> Result<Box<dyn Dataset>, PluginError>;
+    /// How the reference stores this dataset's frames, which `prepare` writes; `None`: it has
+    /// no video files to extract (drawn on demand).
+    fn frames(&self) -> Option<FrameConvention> {
+        None
+    }
+}
+
+/// A dataset's frame folders as the reference's users extract them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FrameConvention {
+    /// File names, e.g. `img_{:05}.jpg`.
+    pub pattern: &'static str,
+    /// The shorter side in pixels.
+    pub short_side: u32,
+    /// Frames per second (`None`: the video's own).
+    pub fps: Option<f64>,
+    /// Official splits (1–k) whose annotations name different videos (HMDB-51 leaves some out
+    /// of a split): `prepare` extracts the union.
+    pub splits: u32,
 }
 
 /// A dataset in its official layout (or the reference's list files): classes, splits, protocols.
@@ -202,6 +223,15 @@ pub trait Dataset: Send + Sync {
     /// sizes): a run that read other data shows it. `None`: nothing on disk to change.
     fn fingerprint(&self) -> Option<String> {
         None
+    }
+    /// The frame folder of each video of `split` under a `frames/` root (its annotation path
+    /// without a video extension), in `videos` order; `None`: not stored as files.
+    fn folders(&self, _split: &str) -> Option<Vec<PathBuf>> {
+        None
+    }
+    /// The annotation files (or folders of them) it was read from.
+    fn annotation_files(&self) -> Vec<PathBuf> {
+        Vec::new()
     }
 }
 

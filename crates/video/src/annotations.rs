@@ -61,31 +61,37 @@ pub fn label_csv(path: &Path) -> Result<Vec<String>, VideoError> {
 }
 
 /// A list file of the reference: `<path> <num_frames> <label>` (frame folders) or
-/// `<path> <label>` (video files), label 0-based.
+/// `<path> <label>` (video files), label 0-based. Columns are read from the right, so a path may
+/// hold spaces (Kinetics' class folders: `air drumming/...`).
 pub fn list_file(path: &Path, num_classes: usize) -> Result<Vec<Video>, VideoError> {
     let text = read(path)?;
     let mut out = Vec::new();
     for (n, line) in lines(&text) {
-        let cols: Vec<&str> = line.split_whitespace().collect();
-        let (frames, label) = match cols.as_slice() {
-            [_, frames, label] => {
-                let f: u32 = frames
-                    .parse()
-                    .map_err(|_| err(path, n, format!("frame count `{frames}` is not a number")))?;
-                (Some(f), *label)
-            }
-            [_, label] => (None, *label),
-            _ => {
-                return Err(err(
-                    path,
-                    n,
-                    format!(
-                        "expected 2 or 3 columns (path [frames] label), found {}",
-                        cols.len()
-                    ),
-                ));
-            }
+        let last = |s: &str| {
+            s.trim_end()
+                .rsplit_once(char::is_whitespace)
+                .map(|(a, b)| (a.trim_end().to_string(), b.to_string()))
         };
+        let Some((rest, label)) = last(line).filter(|(a, _)| !a.is_empty()) else {
+            return Err(err(
+                path,
+                n,
+                format!(
+                    "expected 2 or 3 columns (path [frames] label), found {}",
+                    line.split_whitespace().count()
+                ),
+            ));
+        };
+        let (video, frames) = match last(&rest) {
+            Some((p, f)) if !p.is_empty() && f.bytes().all(|b| b.is_ascii_digit()) => {
+                let f: u32 = f
+                    .parse()
+                    .map_err(|_| err(path, n, format!("frame count `{f}` is not a number")))?;
+                (p, Some(f))
+            }
+            _ => (rest, None),
+        };
+        let label = label.as_str();
         let label: usize = label
             .parse()
             .map_err(|_| err(path, n, format!("label `{label}` is not a number")))?;
@@ -97,7 +103,8 @@ pub fn list_file(path: &Path, num_classes: usize) -> Result<Vec<Video>, VideoErr
             ));
         }
         out.push(Video {
-            path: PathBuf::from(cols[0]),
+            span: None,
+            path: PathBuf::from(video),
             label,
             frames,
             source: path.to_path_buf(),
@@ -187,6 +194,7 @@ pub mod ucf {
                 ));
             }
             out.push(Video {
+                span: None,
                 path: PathBuf::from(video),
                 label,
                 frames: None,
@@ -215,6 +223,7 @@ pub mod ucf {
             };
             let label = class_of(path, n, video, classes)?;
             out.push(Video {
+                span: None,
                 path: PathBuf::from(video),
                 label,
                 frames: None,
@@ -278,6 +287,7 @@ pub mod hmdb {
                     ));
                 };
                 let v = Video {
+                    span: None,
                     path: PathBuf::from(class).join(video),
                     label,
                     frames: None,
@@ -386,6 +396,7 @@ pub mod kinetics {
                 .get(label.as_str())
                 .ok_or_else(|| err(path, *n, format!("unknown class `{label}`")))?;
             videos.push(Video {
+                span: None,
                 path: PathBuf::from(label).join(clip_name(id, *s, *e)),
                 label: l,
                 frames: None,
@@ -417,6 +428,9 @@ pub mod anet {
     #[derive(Deserialize)]
     struct Annotation {
         label: String,
+        /// Start and end in seconds.
+        #[serde(default)]
+        segment: Option<[f64; 2]>,
     }
 
     /// Classes (sorted), training *instances* (one per annotated segment, named
@@ -451,6 +465,7 @@ pub mod anet {
                 "training" => {
                     for (k, a) in e.annotations.iter().enumerate() {
                         train.push(Video {
+                            span: a.segment,
                             path: PathBuf::from(format!("{id}_{k}")),
                             label: index[a.label.as_str()],
                             frames: None,
@@ -462,6 +477,7 @@ pub mod anet {
                 "validation" => {
                     if let Some(a) = e.annotations.first() {
                         val.push(Video {
+                            span: None,
                             path: PathBuf::from(id),
                             label: index[a.label.as_str()],
                             frames: None,

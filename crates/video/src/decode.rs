@@ -14,22 +14,29 @@ use crate::VideoError;
 /// Frames further ahead than this are reached by seeking.
 const SEEK_GAP: usize = 48;
 
-fn fail(path: &Path, what: &str, e: impl std::fmt::Display) -> VideoError {
+pub(crate) fn fail(path: &Path, what: &str, e: impl std::fmt::Display) -> VideoError {
     VideoError::Invalid(format!("{}: {what}: {e}", path.display()))
 }
 
-struct Opened {
-    input: ff::format::context::Input,
-    stream: usize,
-    decoder: ff::decoder::Video,
-    /// Frames per stream time-base tick, and the first timestamp.
-    fps: f64,
+pub(crate) struct Opened {
+    pub(crate) input: ff::format::context::Input,
+    pub(crate) stream: usize,
+    pub(crate) decoder: ff::decoder::Video,
+    /// Frames per second, the stream's time base in seconds, and its first timestamp.
+    pub(crate) fps: f64,
     tb: f64,
     start: i64,
-    frames: i64,
+    /// The container's frame count (0: it does not say).
+    pub(crate) frames: i64,
 }
 
 fn open(path: &Path) -> Result<Opened, VideoError> {
+    open_with(path, None)
+}
+
+/// Opens a video's best video stream; `threads`: the decoder's thread count (`None`: FFmpeg's
+/// choice, one per core).
+pub(crate) fn open_with(path: &Path, threads: Option<usize>) -> Result<Opened, VideoError> {
     ff::init().map_err(|e| fail(path, "initialising FFmpeg", e))?;
     // Errors are reported with the file's name; FFmpeg's own log would repeat them on stderr.
     ff::util::log::set_level(ff::util::log::Level::Quiet);
@@ -39,8 +46,11 @@ fn open(path: &Path) -> Result<Opened, VideoError> {
         .best(ff::media::Type::Video)
         .ok_or_else(|| fail(path, "no video stream", "none"))?;
     let stream = st.index();
-    let ctx = ff::codec::context::Context::from_parameters(st.parameters())
+    let mut ctx = ff::codec::context::Context::from_parameters(st.parameters())
         .map_err(|e| fail(path, "codec parameters", e))?;
+    if let Some(n) = threads {
+        ctx.set_threading(ff::threading::Config::count(n));
+    }
     let decoder = ctx
         .decoder()
         .video()
@@ -72,7 +82,7 @@ fn open(path: &Path) -> Result<Opened, VideoError> {
 
 /// Decodes every remaining frame, calling `f(index_from_timestamp, frame)`; stops when `f`
 /// returns false.
-fn for_each_frame(
+pub(crate) fn for_each_frame(
     o: &mut Opened,
     path: &Path,
     mut f: impl FnMut(Option<usize>, &ff::frame::Video) -> bool,
@@ -150,14 +160,34 @@ fn to_rgb(frame: &ff::frame::Video, path: &Path) -> Result<RgbImage, VideoError>
     Ok(RgbImage::from_raw(w, h, out).expect("w × h × 3 bytes"))
 }
 
+/// The first frame at or after `t` seconds of a stream at `r` frames per second.
+pub fn frame_at(t: f64, r: f64) -> usize {
+    (t * r - 1e-9).ceil().max(0.0) as usize
+}
+
+/// The frames `[start, end)` of a span of seconds of a video of `n` frames at `r` per second.
+pub fn span_frames(span: [f64; 2], r: f64, n: usize) -> std::ops::Range<usize> {
+    frame_at(span[0], r).min(n)..frame_at(span[1], r).min(n)
+}
+
+/// A video file's frame rate (0 when it gives none) and its frame count as
+/// [`frame_count`] gives it.
+pub fn rate_and_count(path: &Path) -> Result<(f64, usize), VideoError> {
+    let mut o = open(path)?;
+    Ok((o.fps, count(&mut o, path)?))
+}
+
 /// Frames in a video file: the container's count, or (when it has none) a count by decoding.
 pub fn frame_count(path: &Path) -> Result<usize, VideoError> {
-    let mut o = open(path)?;
+    count(&mut open(path)?, path)
+}
+
+fn count(o: &mut Opened, path: &Path) -> Result<usize, VideoError> {
     if o.frames > 0 {
         return Ok(o.frames as usize);
     }
     let mut n = 0;
-    for_each_frame(&mut o, path, |_, _| {
+    for_each_frame(o, path, |_, _| {
         n += 1;
         true
     })?;

@@ -6,7 +6,11 @@ pub mod annotations;
 pub mod augment;
 #[cfg(feature = "video")]
 pub mod decode;
+#[cfg(feature = "video")]
+pub mod extract;
 pub mod frames;
+#[cfg(feature = "video")]
+pub mod jpeg;
 pub mod loader;
 pub mod names;
 pub mod numpy_legacy;
@@ -44,6 +48,9 @@ pub struct Video {
     pub label: usize,
     /// Frame count given by the annotations (list files); the folder is counted when read.
     pub frames: Option<u32>,
+    /// The part of the video file this instance is, in seconds (ActivityNet's trimmed training
+    /// instances are segments of untrimmed videos); `None`: all of it.
+    pub span: Option<[f64; 2]>,
     /// Where it came from, for error messages.
     pub source: PathBuf,
     pub line: usize,

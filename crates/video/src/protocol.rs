@@ -78,6 +78,7 @@ mod tests {
 
     fn video(label: usize, i: usize) -> Video {
         Video {
+            span: None,
             path: PathBuf::from(format!("c{label}/v{i}")),
             label,
             frames: Some(10),

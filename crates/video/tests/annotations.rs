@@ -44,16 +44,30 @@ fn reference_label_csvs_and_lists() {
     let l = |body: &str| list_file(&write(d.path(), "bad.txt", body), 3);
     let p = d.path().join("bad.txt").display().to_string();
     assert_eq!(
+        err_of(l("a 1 0\nb\n")),
+        format!("{p}:2: expected 2 or 3 columns (path [frames] label), found 1")
+    );
+    assert_eq!(
         err_of(l("a 1 0\nb 2 1 x\n")),
-        format!("{p}:2: expected 2 or 3 columns (path [frames] label), found 4")
+        format!("{p}:2: label `x` is not a number")
     );
     assert_eq!(
         err_of(l("a 1 3\n")),
         format!("{p}:1: label 3 out of range: there are 3 classes")
     );
     assert_eq!(
-        err_of(l("a x 1\n")),
-        format!("{p}:1: frame count `x` is not a number")
+        err_of(l("a 99999999999 1\n")),
+        format!("{p}:1: frame count `99999999999` is not a number")
+    );
+    // Columns are read from the right: Kinetics' class folders hold spaces.
+    let v = l("air drumming/bbb_000000_000010 48 1\nair drumming/ccc.mp4  2\n").unwrap();
+    assert_eq!(
+        (v[0].path.to_str(), v[0].frames, v[0].label),
+        (Some("air drumming/bbb_000000_000010"), Some(48), 1)
+    );
+    assert_eq!(
+        (v[1].path.to_str(), v[1].frames, v[1].label),
+        (Some("air drumming/ccc.mp4"), None, 2)
     );
     assert_eq!(
         err_of(l("a 1 -1\n")),
@@ -213,6 +227,11 @@ fn activitynet_json() {
             .map(|v| v.path.to_str().unwrap())
             .collect::<Vec<_>>(),
         vec!["a1_0", "a1_1"]
+    );
+    // A training instance is its segment of the video; a validation video is all of it.
+    assert_eq!(
+        (s.train[0].span, s.train[1].span, s.val[0].span),
+        (Some([1.0, 2.0]), Some([3.0, 4.0]), None)
     );
     assert_eq!((s.val.len(), s.val[0].label), (1, 1));
     let bad = write(

@@ -104,6 +104,46 @@ fn h264_vp9_and_mpeg4_clips() {
     );
 }
 
+/// A segment of a video (ActivityNet's training instances) is a clip source of its own frames:
+/// counted from the segment's first frame, cut at the video's end, an error when it holds none.
+#[test]
+fn segments_read_their_own_frames() {
+    use t4v_video::Video;
+    use t4v_video::loader::{ClipSource, VideoFileSource};
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("v_abc.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=duration=3:size=64x48:rate=10",
+        "-pix_fmt",
+        "yuv420p",
+        path.to_str().unwrap(),
+    ]);
+    let source = |span: [f64; 2]| VideoFileSource {
+        root: d.path().to_path_buf(),
+        videos: vec![Video {
+            path: "v_abc.mp4".into(),
+            label: 0,
+            frames: None,
+            span: Some(span),
+            source: "anet.json".into(),
+            line: 3,
+        }],
+    };
+    let s = source([1.0, 2.0]);
+    assert_eq!(s.frame_count(0).unwrap(), 10);
+    let whole = frames(&path, &[10, 19]).unwrap();
+    assert_eq!(s.frames(0, &[0, 9]).unwrap(), whole);
+    assert_eq!(source([2.5, 9.0]).frame_count(0).unwrap(), 5);
+    let err = source([5.0, 6.0]).frame_count(0).unwrap_err().to_string();
+    assert!(
+        err.starts_with("anet.json:3: ") && err.contains("the segment 5.00–6.00 s holds no frame"),
+        "{err}"
+    );
+}
+
 /// Frames far apart in a video whose keyframes are further apart still (x264's default interval
 /// is 250 frames): each is reached, and equals the frame a front-to-back decode gives.
 #[test]

@@ -22,6 +22,113 @@ pub(crate) enum Official {
     /// One folder per split (`train/`, `val/` or `validate/`, `test/`) of clip files named by
     /// the annotation's file name, with or without class sub-folders (Kinetics downloads).
     SplitFolders,
+    /// Files named by YouTube id (`v_<id>.mp4` or `<id>.mkv`, ActivityNet's downloads) beside
+    /// the annotations or one folder down; a training instance `<id>_<k>` is a segment of its
+    /// video.
+    YoutubeFiles,
+}
+
+/// Each video's frame folder under `frames/`: its annotation path without a video extension.
+pub(crate) fn folders(splits: &BTreeMap<String, Vec<Video>>) -> BTreeMap<String, Vec<PathBuf>> {
+    let mut f: BTreeMap<String, Vec<Video>> = splits.clone();
+    strip_extensions(&mut f);
+    f.into_iter()
+        .map(|(s, vs)| (s, vs.into_iter().map(|v| v.path).collect()))
+        .collect()
+}
+
+/// A clip file's YouTube id: `v_<id>` (ActivityNet) or `<id>_<start:06>_<end:06>` (Kinetics).
+fn youtube_id(stem: &str) -> &str {
+    if let Some(id) = stem.strip_prefix("v_") {
+        return id;
+    }
+    let b = stem.as_bytes();
+    let n = b.len();
+    if n > 14
+        && b[n - 14] == b'_'
+        && b[n - 7] == b'_'
+        && b[n - 13..n - 7]
+            .iter()
+            .chain(&b[n - 6..])
+            .all(u8::is_ascii_digit)
+    {
+        return &stem[..n - 14];
+    }
+    stem
+}
+
+/// Video files under `dirs` (and one level of sub-folders) by YouTube id: path from `root`.
+fn index_ids(root: &Path, dirs: &[PathBuf]) -> HashMap<String, PathBuf> {
+    let mut out = HashMap::new();
+    for d in dirs {
+        for (stem, rel) in index(root, d) {
+            out.insert(youtube_id(&stem).to_string(), rel);
+        }
+    }
+    out
+}
+
+/// The YouTube id an annotation path names: its file stem, without an ActivityNet instance's
+/// `_<k>` when `instance`.
+fn annotated_id(path: &Path, instance: bool) -> String {
+    let stem = path.file_name().unwrap_or_default().to_string_lossy();
+    let stem = stem
+        .strip_suffix(".mp4")
+        .or_else(|| {
+            VIDEO_EXTENSIONS
+                .iter()
+                .find_map(|e| stem.strip_suffix(&format!(".{e}")[..]))
+        })
+        .unwrap_or(&stem);
+    if instance
+        && let Some((id, k)) = stem.rsplit_once('_')
+        && !k.is_empty()
+        && k.bytes().all(|b| b.is_ascii_digit())
+    {
+        return id.to_string();
+    }
+    youtube_id(stem).to_string()
+}
+
+/// A list's videos found as `o` lays them out (by YouTube id where the list gives bare ids, as
+/// the reference's Kinetics and ActivityNet lists do); what was found, or `None`.
+pub(crate) fn locate_list(
+    root: &Path,
+    o: Official,
+    splits: &mut BTreeMap<String, Vec<Video>>,
+) -> Option<String> {
+    let dirs: Vec<PathBuf> = match o {
+        Official::SplitFolders => ["train", "val", "test"]
+            .iter()
+            .flat_map(|s| split_folders(s))
+            .map(|f| root.join(f))
+            .filter(|d| d.is_dir())
+            .collect(),
+        Official::YoutubeFiles => vec![root.to_path_buf()],
+        _ => return None,
+    };
+    let ids = index_ids(root, &dirs);
+    let mut hits = 0;
+    let total = splits.values().map(Vec::len).sum::<usize>();
+    for v in splits.values_mut().flatten() {
+        if let Some(rel) = ids.get(&annotated_id(&v.path, false)) {
+            v.path = rel.clone();
+            hits += 1;
+        }
+    }
+    let places: Vec<String> = dirs
+        .iter()
+        .map(|d| match d.strip_prefix(root) {
+            Ok(r) if !r.as_os_str().is_empty() => format!("{}/", r.display()),
+            _ => "the root".into(),
+        })
+        .collect();
+    (hits > 0).then(|| {
+        format!(
+            "clip files found by YouTube id in {} ({hits} of {total} videos)",
+            places.join(", ")
+        )
+    })
 }
 
 fn has_video_extension(p: &Path) -> bool {
@@ -170,6 +277,25 @@ pub(crate) fn locate(
                     looked
                         .push(dir.join(class.clone().unwrap_or_else(|| PathBuf::from("<class>"))));
                 }
+            }
+            Official::YoutubeFiles => {
+                let ids = index_ids(root, std::slice::from_ref(root));
+                if !ids.is_empty() {
+                    for (split, vs) in splits.iter_mut() {
+                        for v in vs.iter_mut() {
+                            let id = annotated_id(&v.path, split == "train" && v.span.is_some());
+                            v.path = match ids.get(&id) {
+                                Some(rel) => rel.clone(),
+                                None => PathBuf::from(format!("v_{id}.mp4")),
+                            };
+                        }
+                    }
+                    return found(
+                        Media::Videos { root: root.clone() },
+                        "video files named by YouTube id (`v_<id>.*`) beside the annotations; training instances are segments of them".into(),
+                    );
+                }
+                looked.push(root.join("v_<id>.mp4"));
             }
             Official::SplitFolders => {
                 let mut used = Vec::new();

@@ -18,13 +18,17 @@
 pub mod check;
 mod fingerprint;
 mod layout;
+#[cfg(feature = "video")]
+pub mod prepare;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use layout::Official;
 use t4v_core::plugin::{Metric, PluginError, VideoItem};
-use t4v_core::{DataOptions, Dataset, DatasetPlugin, Media, MediaLayout, PluginInfo};
+use t4v_core::{
+    DataOptions, Dataset, DatasetPlugin, FrameConvention, Media, MediaLayout, PluginInfo,
+};
 use t4v_video::annotations::{self, anet, hmdb, kinetics, ucf};
 use t4v_video::synthetic::Combo;
 use t4v_video::{Video, VideoError};
@@ -56,6 +60,9 @@ pub struct Loaded {
     pub sources: Vec<PathBuf>,
     /// The fingerprint, taken once (it reads every annotation file and stats every video).
     pub fingerprint: std::sync::OnceLock<Option<String>>,
+    /// Each video's folder of frames, as the `frames/` layout names it (its annotation path
+    /// without a video extension), in the order of `splits`: what `prepare` writes.
+    pub folders: BTreeMap<String, Vec<PathBuf>>,
 }
 
 impl Loaded {
@@ -69,8 +76,10 @@ impl Loaded {
         official: &[Official],
         metrics: &'static [Metric],
     ) -> Loaded {
+        let folders = layout::folders(&splits);
         let (media, layout) = layout::locate(opts, pattern, &mut splits, official);
         Loaded {
+            folders,
             classes,
             splits,
             media,
@@ -99,6 +108,27 @@ impl Dataset for Loaded {
     fn class_names(&self) -> &[String] {
         &self.classes
     }
+    fn folders(&self, split: &str) -> Option<Vec<PathBuf>> {
+        if matches!(self.media, Media::Synthetic { .. }) {
+            return None;
+        }
+        if split == FULL && !self.folders.contains_key(FULL) {
+            let mut seen = std::collections::HashSet::new();
+            return Some(
+                self.splits
+                    .values()
+                    .flatten()
+                    .zip(self.folders.values().flatten())
+                    .filter(|(v, _)| seen.insert(v.path.clone()))
+                    .map(|(_, f)| f.clone())
+                    .collect(),
+            );
+        }
+        self.folders.get(split).cloned()
+    }
+    fn annotation_files(&self) -> Vec<PathBuf> {
+        self.sources.clone()
+    }
     fn splits(&self) -> Vec<String> {
         let mut s: Vec<String> = self.splits.keys().cloned().collect();
         s.push(FULL.into());
@@ -118,6 +148,7 @@ impl Dataset for Loaded {
                     path: v.path.clone(),
                     label: v.label,
                     frames: v.frames,
+                    span: v.span,
                 })
                 .collect());
         }
@@ -132,6 +163,7 @@ impl Dataset for Loaded {
                 path: v.path.clone(),
                 label: v.label,
                 frames: v.frames,
+                span: v.span,
             })
             .collect())
     }
@@ -152,9 +184,15 @@ const MAP: &[Metric] = &[
 ];
 
 /// The media of a list file, whose paths are relative to the media folder: `<root>/frames`
-/// when it exists, else video files under `<root>/videos`, else `<root>` itself as the
-/// frames root.
-fn list_media(opts: &DataOptions, pattern: &str) -> (Media, MediaLayout) {
+/// when it exists, else video files under `<root>/videos`, else (Kinetics) clip files in the
+/// split folders a download makes, found by name or by bare YouTube id as the reference's
+/// lists give them, else `<root>` itself as the frames root.
+fn list_media(
+    opts: &DataOptions,
+    pattern: &str,
+    splits: &mut BTreeMap<String, Vec<Video>>,
+    official: &[Official],
+) -> (Media, MediaLayout) {
     let pattern = opts
         .frame_pattern
         .clone()
@@ -173,6 +211,16 @@ fn list_media(opts: &DataOptions, pattern: &str) -> (Media, MediaLayout) {
         (
             Media::Videos { root: videos },
             MediaLayout::found("videos/: the list's paths are video files"),
+        )
+    } else if let Some(found) = official
+        .iter()
+        .find_map(|o| layout::locate_list(&opts.root, *o, splits))
+    {
+        (
+            Media::Videos {
+                root: opts.root.clone(),
+            },
+            MediaLayout::found(found),
         )
     } else {
         (
@@ -201,6 +249,7 @@ fn from_list(
     opts: &DataOptions,
     pattern: &str,
     metrics: &'static [Metric],
+    official: &[Official],
 ) -> Result<Option<Loaded>, PluginError> {
     let Some(list) = &opts.list else {
         return Ok(None);
@@ -210,11 +259,16 @@ fn from_list(
         .as_ref()
         .ok_or_else(|| PluginError::Invalid("--list needs --labels (the label CSV)".into()))?;
     let classes = annotations::label_csv(labels).map_err(err)?;
-    let videos = annotations::list_file(list, classes.len()).map_err(err)?;
-    let (media, layout) = list_media(opts, pattern);
+    let mut splits = BTreeMap::from([(
+        "list".to_string(),
+        annotations::list_file(list, classes.len()).map_err(err)?,
+    )]);
+    let folders = layout::folders(&splits);
+    let (media, layout) = list_media(opts, pattern, &mut splits, official);
     Ok(Some(Loaded {
+        folders,
         classes,
-        splits: [("list".to_string(), videos)].into(),
+        splits,
         media,
         metrics,
         layout,
@@ -256,7 +310,12 @@ info!(
 );
 
 fn kinetics_open(opts: &DataOptions) -> Result<Box<dyn Dataset>, PluginError> {
-    if let Some(l) = from_list(opts, "img_{:05}.jpg", TOP)? {
+    if let Some(l) = from_list(
+        opts,
+        KINETICS_FRAMES.pattern,
+        TOP,
+        &[Official::SplitFolders],
+    )? {
         return Ok(Box::new(l));
     }
     let dir = opts.root.join("annotations");
@@ -275,16 +334,27 @@ fn kinetics_open(opts: &DataOptions) -> Result<Box<dyn Dataset>, PluginError> {
         sources,
         classes,
         splits,
-        "img_{:05}.jpg",
+        KINETICS_FRAMES.pattern,
         &[Official::SplitFolders],
         TOP,
     )))
 }
 
+/// The reference's Kinetics frames: 320 pixels on the shorter side ("se320"), 30 fps.
+const KINETICS_FRAMES: FrameConvention = FrameConvention {
+    pattern: "img_{:05}.jpg",
+    short_side: 320,
+    fps: Some(30.0),
+    splits: 1,
+};
+
 pub struct Kinetics400;
 impl DatasetPlugin for Kinetics400 {
     fn info(&self) -> &'static PluginInfo {
         &K400_INFO
+    }
+    fn frames(&self) -> Option<FrameConvention> {
+        Some(KINETICS_FRAMES)
     }
     fn open(&self, opts: &DataOptions) -> Result<Box<dyn Dataset>, PluginError> {
         kinetics_open(opts)
@@ -296,6 +366,9 @@ impl DatasetPlugin for Kinetics600 {
     fn info(&self) -> &'static PluginInfo {
         &K600_INFO
     }
+    fn frames(&self) -> Option<FrameConvention> {
+        Some(KINETICS_FRAMES)
+    }
     fn open(&self, opts: &DataOptions) -> Result<Box<dyn Dataset>, PluginError> {
         kinetics_open(opts)
     }
@@ -306,8 +379,16 @@ impl DatasetPlugin for Ucf101 {
     fn info(&self) -> &'static PluginInfo {
         &UCF_INFO
     }
+    fn frames(&self) -> Option<FrameConvention> {
+        Some(FrameConvention {
+            pattern: "image_{:04}.jpg",
+            short_side: 256,
+            fps: None,
+            splits: 3,
+        })
+    }
     fn open(&self, opts: &DataOptions) -> Result<Box<dyn Dataset>, PluginError> {
-        if let Some(l) = from_list(opts, "image_{:04}.jpg", TOP)? {
+        if let Some(l) = from_list(opts, "image_{:04}.jpg", TOP, &[])? {
             return Ok(Box::new(l));
         }
         let k = opts.split.clamp(1, 3);
@@ -339,12 +420,33 @@ impl DatasetPlugin for Hmdb51 {
     fn info(&self) -> &'static PluginInfo {
         &HMDB_INFO
     }
+    fn frames(&self) -> Option<FrameConvention> {
+        Some(FrameConvention {
+            pattern: "image_{:06}.jpg",
+            short_side: 256,
+            fps: None,
+            splits: 3,
+        })
+    }
     fn open(&self, opts: &DataOptions) -> Result<Box<dyn Dataset>, PluginError> {
-        if let Some(l) = from_list(opts, "image_{:06}.jpg", TOP)? {
+        if let Some(l) = from_list(opts, "image_{:06}.jpg", TOP, &[])? {
             return Ok(Box::new(l));
         }
         let dir = need(opts.root.join("testTrainMulti_7030_splits"))?;
-        let s = hmdb::split(&dir, opts.split.clamp(1, 3)).map_err(err)?;
+        let k = opts.split.clamp(1, 3);
+        let suffix = format!("_test_split{k}.txt");
+        let any = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(&suffix));
+        if !any {
+            return Err(PluginError::File {
+                path: dir.join(format!("*{suffix}")),
+                message: "not found".into(),
+            });
+        }
+        let s = hmdb::split(&dir, k).map_err(err)?;
         // The reference's label CSV spells the folder names with spaces.
         let classes = s.classes.iter().map(|c| c.replace('_', " ")).collect();
         let splits = BTreeMap::from([("train".to_string(), s.train), ("test".to_string(), s.test)]);
@@ -365,8 +467,17 @@ impl DatasetPlugin for ActivityNet {
     fn info(&self) -> &'static PluginInfo {
         &ANET_INFO
     }
+    /// The reference's ActivityNet frames are at 1 fps (its instance lists count them so).
+    fn frames(&self) -> Option<FrameConvention> {
+        Some(FrameConvention {
+            pattern: "image_{:06}.jpg",
+            short_side: 256,
+            fps: Some(1.0),
+            splits: 1,
+        })
+    }
     fn open(&self, opts: &DataOptions) -> Result<Box<dyn Dataset>, PluginError> {
-        if let Some(l) = from_list(opts, "image_{:06}.jpg", MAP)? {
+        if let Some(l) = from_list(opts, "image_{:06}.jpg", MAP, &[Official::YoutubeFiles])? {
             return Ok(Box::new(l));
         }
         let json = need(opts.root.join("activity_net.v1-3.min.json"))?;
@@ -378,7 +489,7 @@ impl DatasetPlugin for ActivityNet {
             s.classes,
             splits,
             "image_{:06}.jpg",
-            &[],
+            &[Official::YoutubeFiles],
             MAP,
         )))
     }
@@ -408,6 +519,7 @@ impl Synthetic {
             (0..combos.len())
                 .flat_map(|c| (start..start + n).map(move |i| (c, i)))
                 .map(|(c, i)| Video {
+                    span: None,
                     path: PathBuf::from(format!("{c}/{i}")),
                     label: c,
                     frames: Some(Self::FRAMES),
@@ -433,6 +545,7 @@ impl Synthetic {
             layout: MediaLayout::found("drawn on demand"),
             sources: Vec::new(),
             fingerprint: Default::default(),
+            folders: BTreeMap::new(),
         }
     }
 }
@@ -572,6 +685,7 @@ pub fn videos(dataset: &dyn Dataset, split: &str) -> Result<Vec<Video>, PluginEr
             path: v.path,
             label: v.label,
             frames: v.frames,
+            span: v.span,
             source: PathBuf::from(format!("<{split}>")),
             line: i + 1,
         })

@@ -300,6 +300,7 @@ fn data() -> Result<()> {
             img.save(dir.join(pattern.name(i)))?;
         }
         list.push(t4v_video::Video {
+            span: None,
             path: format!("v{v:03}").into(),
             label: v % 4,
             frames: None,

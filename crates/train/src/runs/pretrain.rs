@@ -467,6 +467,7 @@ mod tests {
     fn contrastive_batches_hold_distinct_classes() {
         let videos: Vec<Video> = (0..50)
             .map(|i| Video {
+                span: None,
                 path: format!("{i}").into(),
                 label: i % 5,
                 frames: None,

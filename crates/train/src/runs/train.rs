@@ -100,6 +100,7 @@ pub(crate) fn protocol_rows(
                 .iter()
                 .enumerate()
                 .map(|(i, &label)| Video {
+                    span: None,
                     path: Default::default(),
                     label,
                     frames: None,

@@ -1,0 +1,255 @@
+//! `prepare <dataset> --out DST`: a downloaded dataset's videos as the reference's frame folders,
+//! list files and label CSV (`t4v_datasets::prepare` does the work; this is its command line and
+//! its progress display).
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use t4v_core::Registry;
+
+#[derive(Args)]
+pub struct PrepareArgs {
+    /// Dataset plugin (`cargo xtask plugins` lists them).
+    pub dataset: String,
+    /// The downloaded dataset (default: $T4V_DATA_<NAME>, else $T4V_DATA/<name>), in a layout
+    /// `data` finds.
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Where the frames (`frames/`), lists (`lists/`), annotations and manifest go.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The shorter side of the frames in pixels (default: the dataset's convention: 320 for
+    /// Kinetics, 256 otherwise; 0 keeps the size).
+    #[arg(long)]
+    pub short_side: Option<u32>,
+    /// Frames per second, or `native` (default: 30 for Kinetics, 1 for ActivityNet, native
+    /// otherwise, as the reference's frames).
+    #[arg(long)]
+    pub fps: Option<String>,
+    /// JPEG quality, 1–100.
+    #[arg(long, default_value_t = 90)]
+    pub quality: u8,
+    /// Videos extracted at once (default: one per core).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Frame file names (default: the dataset's, e.g. `img_{:05}.jpg` for Kinetics).
+    #[arg(long)]
+    pub frame_pattern: Option<String>,
+    /// A list file of the reference (`path [frames] label`) instead of the official annotations.
+    #[arg(long, requires = "labels")]
+    pub list: Option<PathBuf>,
+    /// The label CSV (`id,name`) of --list.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+}
+
+#[cfg(not(feature = "video"))]
+pub fn run(_: &PrepareArgs, _: &Registry) -> Result<()> {
+    bail!("prepare decodes videos: rebuild with `--features video` (FFmpeg and libjpeg-turbo)")
+}
+
+#[cfg(feature = "video")]
+pub fn run(args: &PrepareArgs, registry: &Registry) -> Result<()> {
+    use anyhow::Context;
+    use std::io::IsTerminal;
+    use std::time::{Duration, Instant};
+    use t4v_core::DataOptions;
+    use t4v_datasets::prepare::{self, Plan, Tick};
+
+    let plugin = registry
+        .dataset(&args.dataset)
+        .with_context(|| format!("unknown dataset `{}`", args.dataset))?;
+    let conv = plugin.frames().with_context(|| {
+        format!(
+            "dataset {} is drawn on demand: it has no videos to prepare",
+            args.dataset
+        )
+    })?;
+    let root =
+        t4v_datasets::default_root(&args.dataset, args.root.as_deref()).with_context(|| {
+            format!(
+                "where is dataset {}? pass --root, or set T4V_DATA (or T4V_DATA_{})",
+                args.dataset,
+                args.dataset.to_uppercase()
+            )
+        })?;
+    if !root.exists() {
+        bail!("dataset {} not found at {}", args.dataset, root.display());
+    }
+    let fps = match args.fps.as_deref() {
+        None => conv.fps,
+        Some("native") => None,
+        Some(f) => Some(
+            f.parse::<f64>()
+                .ok()
+                .filter(|f| *f > 0.0 && f.is_finite())
+                .with_context(|| format!("--fps {f}: a positive number or `native`"))?,
+        ),
+    };
+    if !(1..=100).contains(&args.quality) {
+        bail!("--quality {}: JPEG quality is 1–100", args.quality);
+    }
+    // Every official split's videos (HMDB-51 leaves some out of each), and each split's lists.
+    let splits: Vec<u32> = if args.list.is_some() {
+        vec![1]
+    } else {
+        (1..=conv.splits).collect()
+    };
+    let mut opened = Vec::new();
+    for &k in &splits {
+        let opts = DataOptions {
+            root: root.clone(),
+            list: args.list.clone(),
+            labels: args.labels.clone(),
+            split: k,
+            frame_pattern: None,
+        };
+        let ds = match plugin.open(&opts) {
+            Ok(ds) => ds,
+            // A copy without the later official splits' files still prepares the first.
+            Err(t4v_core::plugin::PluginError::File { path, message })
+                if k > 1 && message == "not found" =>
+            {
+                println!("split {k}: skipped ({} not found)", path.display());
+                continue;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("reading dataset {}", args.dataset));
+            }
+        };
+        let layout = ds.layout();
+        if layout.found.is_none() {
+            bail!(
+                "dataset {}: no videos found under {}; looked for {}",
+                args.dataset,
+                root.display(),
+                layout
+                    .looked
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        let suffix = if conv.splits > 1 && args.list.is_none() {
+            format!("_split{k}")
+        } else {
+            String::new()
+        };
+        opened.push((suffix, ds));
+    }
+    let views: Vec<(String, &dyn t4v_core::Dataset)> = opened
+        .iter()
+        .map(|(s, d)| (s.clone(), d.as_ref()))
+        .collect();
+    let plan = Plan::of(&root, &views)?;
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let opts = prepare::Options {
+        out: args.out.clone(),
+        jobs,
+        pattern: args
+            .frame_pattern
+            .clone()
+            .unwrap_or_else(|| conv.pattern.to_string()),
+        extract: t4v_video::extract::Options {
+            short_side: args.short_side.unwrap_or(conv.short_side),
+            fps,
+            quality: args.quality,
+        },
+    };
+    println!(
+        "prepare {}: {} videos → {} frame folders in {} ({}, shorter side {}, {} fps, {jobs} at once)",
+        args.dataset,
+        plan.jobs.len(),
+        plan.folders(),
+        args.out.join("frames").display(),
+        opts.pattern,
+        opts.extract.short_side,
+        fps.map_or("native".to_string(), |f| f.to_string()),
+    );
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = indicatif::ProgressBar::new(plan.jobs.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} videos, {msg} (ETA {eta})",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        b
+    });
+    let mut last = Instant::now();
+    let mut first: Option<Tick> = None;
+    let summary = prepare::run(&plan, &opts, |t| {
+        let first = first.get_or_insert_with(|| t.clone());
+        let rate = t.frames as f64 / t.elapsed.as_secs_f64().max(1e-3);
+        let msg = format!("{} frames/s, {} failed", rate.round(), t.failed);
+        if let Some(b) = &bar {
+            // The ETA counts only videos made in this run (done ones are skipped at once).
+            b.set_position(t.done as u64);
+            b.set_message(msg);
+        } else if last.elapsed() >= Duration::from_secs(10) || t.done == t.total {
+            last = Instant::now();
+            let made = t.done - first.done;
+            let eta = (made > 0)
+                .then(|| t.elapsed.as_secs_f64() / made as f64 * (t.total - t.done) as f64);
+            println!(
+                "  {}/{} videos, {msg}{}",
+                t.done,
+                t.total,
+                eta.map_or(String::new(), |s| format!(", about {s:.0} s left"))
+            );
+        }
+    })?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let secs = summary.elapsed.as_secs_f64();
+    println!(
+        "{} videos extracted, {} already done, {} failed; {} frames in {secs:.1} s ({:.0} frames/s)",
+        summary.made,
+        summary.skipped,
+        summary.failed,
+        summary.frames,
+        summary.frames as f64 / secs.max(1e-3)
+    );
+    for f in summary.manifest.failures.iter().take(10) {
+        println!("  failed: {}", f.reason);
+    }
+    if summary.failed > 10 {
+        println!(
+            "  ... and {} more ({})",
+            summary.failed - 10,
+            args.out.join(prepare::MANIFEST).display()
+        );
+    }
+    println!(
+        "lists: {} and {}; manifest: {}",
+        summary
+            .manifest
+            .lists
+            .values()
+            .map(|p| args.out.join(p).display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        args.out.join(&summary.manifest.labels).display(),
+        args.out.join(prepare::MANIFEST).display()
+    );
+    let list = match (&args.list, summary.manifest.lists.get("list")) {
+        (Some(_), Some(l)) => format!(
+            " --list {} --labels {}",
+            args.out.join(l).display(),
+            args.out.join(&summary.manifest.labels).display()
+        ),
+        _ => String::new(),
+    };
+    println!(
+        "read it with: cargo xtask data {} --root {}{list}",
+        args.dataset,
+        args.out.display()
+    );
+    Ok(())
+}
