@@ -6,6 +6,7 @@
 
 mod cluster;
 mod compute;
+mod frames;
 
 use std::time::Instant;
 
@@ -80,6 +81,11 @@ pub static BENCHES: &[Bench] = &[
         name: "quickstart",
         about: "the whole quickstart (`sweep experiments/quickstart.rhai --jobs 2`) in a temporary results folder, and its report",
         run: |_| compute::quickstart(),
+    },
+    Bench {
+        name: "prepare",
+        about: "`prepare`'s frame extraction (UCF-101-like AVI and Kinetics-like MP4 clips, shorter side 256, every frame) against the ffmpeg command line per video, as many at once as cores",
+        run: |_| frames::prepare(),
     },
     Bench {
         name: "slurm",
