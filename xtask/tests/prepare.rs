@@ -517,6 +517,22 @@ fn a_killed_prepare_resumes_with_complete_folders_only() {
         assert!(started.elapsed().as_secs() < 120);
         std::thread::sleep(std::time::Duration::from_millis(5));
     };
+    // A second `prepare` into the same folder meanwhile is refused.
+    let o = xtask(&[
+        "prepare",
+        "ucf101",
+        "--root",
+        src.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    if child.try_wait().unwrap().is_none() {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains("another prepare is writing to this folder"),
+            "{err}"
+        );
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     let after: Vec<PathBuf> = std::fs::read_dir(&frames)

@@ -312,6 +312,20 @@ pub fn run(
         }
     }
     std::fs::create_dir_all(&frames_root).map_err(io(&frames_root))?;
+    // One `prepare` per output at a time (the lock goes with the process, killed or not).
+    let lock_path = out.join(".prepare.lock");
+    let lock = std::fs::File::create(&lock_path).map_err(io(&lock_path))?;
+    if let Err(e) = lock.try_lock() {
+        return Err(PluginError::File {
+            path: lock_path,
+            message: match e {
+                std::fs::TryLockError::WouldBlock => {
+                    "another prepare is writing to this folder".into()
+                }
+                std::fs::TryLockError::Error(e) => e.to_string(),
+            },
+        });
+    }
     // Scratch of a killed run: incomplete by construction.
     if scratch_root.exists() {
         std::fs::remove_dir_all(&scratch_root).map_err(io(&scratch_root))?;
