@@ -1,4 +1,5 @@
-//! Read-only commands: `runs`, `show`, `plugins`, `export`.
+//! Read-only commands: `runs`, `show`, `plugins`, `export` — and the store as they, and
+//! `report`, read it (from the snapshot while a sweep holds it).
 
 use std::io::Write;
 use std::path::Path;
@@ -10,7 +11,28 @@ use t4v_store::{RunRecord, RunStatus, Store};
 
 use crate::sweep_cmd::store_dir;
 
-fn open(results: &Path) -> Result<Store> {
+/// The store as the read-only commands see it: the store itself, or — while a sweep's
+/// coordinator holds it — a copy read from the snapshot that coordinator keeps beside it.
+pub struct ReadStore {
+    store: Store,
+    _copy: Option<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for ReadStore {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+/// Where a coordinator keeps its snapshot of the store.
+pub fn snapshot_path(results: &Path) -> std::path::PathBuf {
+    results.join("store.snapshot.jsonl")
+}
+
+/// Opens the store for `what` (`runs`, `report`, ...): the store, synchronised with Slurm; when
+/// a running sweep holds it, its latest snapshot, said on stderr with its age.
+pub fn open(results: &Path, what: &str) -> Result<ReadStore> {
     let dir = store_dir(results);
     if !dir.exists() {
         bail!(
@@ -18,9 +40,43 @@ fn open(results: &Path) -> Result<Store> {
             dir.display()
         );
     }
-    let store = Store::open(&dir)?;
-    crate::sweep_cmd::sync_slurm_or_warn(&store, results);
-    Ok(store)
+    match Store::open(&dir) {
+        Ok(store) => {
+            crate::sweep_cmd::sync_slurm_or_warn(&store, results);
+            Ok(ReadStore { store, _copy: None })
+        }
+        Err(t4v_store::StoreError::Locked { .. }) => {
+            let snap = snapshot_path(results);
+            let age = std::fs::metadata(&snap)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok());
+            let Some(age) = age else {
+                bail!(
+                    "a sweep is running and holds the store {}, and has written no snapshot yet ({})",
+                    dir.display(),
+                    snap.display()
+                );
+            };
+            eprintln!(
+                "a sweep is running and holds the store: {what} from its snapshot {} ({:.0} s old)",
+                snap.display(),
+                age.as_secs_f64()
+            );
+            let file = std::fs::File::open(&snap)
+                .with_context(|| format!("reading {}", snap.display()))?;
+            let tmp = tempfile::tempdir()?;
+            let store = Store::open(tmp.path())?;
+            store
+                .import_jsonl(std::io::BufReader::new(file))
+                .with_context(|| format!("reading {}", snap.display()))?;
+            Ok(ReadStore {
+                store,
+                _copy: Some(tmp),
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `cancel <sweep>`: its runs at Slurm cancelled and recorded interrupted.
@@ -93,7 +149,7 @@ pub fn runs(
     status: Option<RunStatus>,
     json: bool,
 ) -> Result<()> {
-    let store = open(results)?;
+    let store = open(results, "listing runs")?;
     let runs = select(&store, sweep, status)?;
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
@@ -154,7 +210,7 @@ pub fn runs(
 }
 
 pub fn show(results: &Path, run: &str, json: bool) -> Result<()> {
-    let store = open(results)?;
+    let store = open(results, "showing the run")?;
     let r = store.find_run(run)?;
     let series = store.metrics(&r.id)?;
     if json {
@@ -267,7 +323,7 @@ pub fn plugins(registry: &Registry, json: bool) -> Result<()> {
 }
 
 pub fn export(results: &Path, out: Option<&Path>) -> Result<()> {
-    let store = open(results)?;
+    let store = open(results, "exporting")?;
     match out {
         Some(p) => {
             let f =

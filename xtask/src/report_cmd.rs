@@ -3,12 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde_json::Value;
 use t4v_report::{Declaration, RunData, TableSpec};
-use t4v_store::{Store, StoreError, SweepRecord};
-
-use crate::sweep_cmd::store_dir;
+use t4v_store::{Store, SweepRecord};
 
 #[derive(clap::Args)]
 pub struct ReportArgs {
@@ -26,11 +24,6 @@ pub struct ReportArgs {
     /// (`metrics=a,b` for several metrics; `precision=2`). Repeatable.
     #[arg(long)]
     pub table: Vec<String>,
-}
-
-/// Where the coordinator keeps its snapshot of the store.
-pub fn snapshot_path(results: &Path) -> PathBuf {
-    results.join("store.snapshot.jsonl")
 }
 
 /// A `--table` argument as a table declaration.
@@ -84,40 +77,9 @@ fn from_store(store: &Store, sweep: &str) -> Result<(SweepRecord, Vec<RunData>)>
     Ok((record, runs))
 }
 
-/// The same from a snapshot (the store's JSON-lines export), read into a temporary store.
-fn from_snapshot(path: &Path, sweep: &str) -> Result<(SweepRecord, Vec<RunData>)> {
-    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let tmp = tempfile::tempdir()?;
-    let store = Store::open(tmp.path())?;
-    store
-        .import_jsonl(std::io::BufReader::new(file))
-        .with_context(|| format!("reading {}", path.display()))?;
-    from_store(&store, sweep)
-}
-
 pub fn run(results: &Path, args: &ReportArgs) -> Result<()> {
-    let dir = store_dir(results);
-    if !dir.exists() {
-        bail!(
-            "no run store at {} (run a sweep first, or pass --results)",
-            dir.display()
-        );
-    }
-    let (record, runs) = match Store::open(&dir) {
-        Ok(store) => {
-            crate::sweep_cmd::sync_slurm_or_warn(&store, results);
-            from_store(&store, &args.sweep)?
-        }
-        Err(StoreError::Locked { .. }) => {
-            let snap = snapshot_path(results);
-            eprintln!(
-                "a sweep is running and holds the store: reporting from its snapshot {}",
-                snap.display()
-            );
-            from_snapshot(&snap, &args.sweep)?
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let store = crate::listing::open(results, "reporting")?;
+    let (record, runs) = from_store(&store, &args.sweep)?;
     let declarations: Vec<Declaration> = if args.table.is_empty() {
         record
             .reports

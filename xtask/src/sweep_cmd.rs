@@ -291,7 +291,7 @@ pub fn run(results: &Path, args: &SweepArgs, registry: &Registry) -> Result<i32>
             args: vec!["worker".into()],
         },
         provenance: Provenance::collect(workdir, &args.backend, versions()),
-        snapshot: Some(crate::report_cmd::snapshot_path(results)),
+        snapshot: Some(crate::listing::snapshot_path(results)),
         executor,
         detach: args.detach,
     };

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use serde_json::Value;
+
 const SCRIPT: &str = r#"let s = sweep("golden");
 s.seeds([0, 1, 2]);
 let base = #{ kind: "selftest", params: #{ epochs: 4 } };
@@ -269,7 +271,7 @@ fn a_bad_declaration_stops_the_sweep_before_anything_is_stored() {
 }
 
 #[test]
-fn a_running_sweep_is_reported_from_its_snapshot() {
+fn a_running_sweep_is_reported_listed_and_shown_from_its_snapshot() {
     let d = tempfile::tempdir().unwrap();
     let script = d.path().join("live.rhai");
     std::fs::write(
@@ -304,14 +306,51 @@ fn a_running_sweep_is_reported_from_its_snapshot() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .arg("--results")
-        .arg(&results)
-        .args(["report", "live", "--format", "md"])
-        .output()
-        .unwrap();
+    let xtask = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .arg("--results")
+            .arg(&results)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = xtask(&["report", "live", "--format", "md"]);
+    // `runs`, `show` and `export` read the same snapshot, and say so.
+    let listed = xtask(&["runs", "--json"]);
+    let err = String::from_utf8_lossy(&listed.stderr).into_owned();
+    let runs: Value = serde_json::from_slice(&listed.stdout).unwrap_or_default();
+    let done = runs
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["status"] == "done"))
+        .and_then(|r| r["id"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let shown = xtask(&["show", &done]);
+    let exported = xtask(&["export"]);
     sweep.kill().unwrap();
     sweep.wait().unwrap();
+    assert!(listed.status.success(), "{err}");
+    assert!(err.contains("listing runs from its snapshot"), "{err}");
+    let runs = runs.as_array().unwrap();
+    let status = |s: &str| runs.iter().filter(|r| r["status"] == s).count();
+    let statuses: Vec<&Value> = runs.iter().map(|r| &r["status"]).collect();
+    // The slow setting's two runs: one running, one waiting for a worker (or both running).
+    assert!(
+        runs.len() == 4
+            && status("done") == 2
+            && status("running") >= 1
+            && status("running") + status("pending") == 2,
+        "{statuses:?}"
+    );
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    assert!(String::from_utf8_lossy(&shown.stdout).contains(&format!("run {done}")));
+    assert!(String::from_utf8_lossy(&shown.stderr).contains("showing the run from its snapshot"));
+    assert!(exported.status.success());
+    assert!(String::from_utf8_lossy(&exported.stdout).contains(&done));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(err.contains("reporting from its snapshot"), "{err}");
