@@ -181,3 +181,34 @@ fn script_arguments_are_typed_by_their_default_and_checked() {
         "{e}"
     );
 }
+
+/// A sweep past the run limit stops with an error naming it, before the specs are built: a
+/// 3,000 × 3,000 grid (9 million specs, tens of GB if built), and an `add` that crosses the
+/// limit through its seeds.
+#[test]
+fn sweeps_past_the_run_limit_stop_before_building_them() {
+    let e = eval(
+        r#"let s = sweep("x");
+        let a = []; for i in 0..3000 { a.push(i); }
+        s.add(grid(#{ kind: "selftest" }, #{ "params.epochs": a, "params.difficulty": a }));"#,
+    )
+    .unwrap_err();
+    assert!(
+        e.starts_with("t.rhai:3:")
+            && e.contains(
+                "grid: 3000 × 3000 = 9000000 specs, more than a sweep may hold (100000 runs)"
+            ),
+        "{e}"
+    );
+    let e = eval(
+        r#"let s = sweep("x");
+        let seeds = []; for i in 0..100001 { seeds.push(i); }
+        s.seeds(seeds);
+        s.add(#{ kind: "selftest" });"#,
+    )
+    .unwrap_err();
+    assert!(
+        e.starts_with("t.rhai:4:") && e.contains("the sweep would hold more than 100000 runs"),
+        "{e}"
+    );
+}

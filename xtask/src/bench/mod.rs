@@ -212,16 +212,24 @@ fn engine(n: usize, registry: &Registry) -> Result<()> {
          s.add(all.extract(0, {n}));\n"
     );
     let tmp = tempfile::tempdir()?;
+    let live = crate::ALLOC.live();
+    crate::ALLOC.reset_peak();
     let t = Instant::now();
     let def = t4v_sweep::script::evaluate("bench.rhai", &script, registry)?;
     let eval = t.elapsed();
     let plan = Plan::new(&def, None, false)?;
     let plan_fresh = t.elapsed();
+    // What the limit on a sweep's runs (`script::MAX_RUNS`) bounds: memory per planned run.
+    let held = crate::ALLOC.live().saturating_sub(live);
+    let peak = crate::ALLOC.peak().saturating_sub(live);
     println!(
-        "sweep of {} runs: evaluate script {:.3}s, evaluate + plan (empty store) {:.3}s",
+        "sweep of {} runs: evaluate script {:.3}s, evaluate + plan (empty store) {:.3}s; memory {:.1} KB per run held by the plan, {:.1} KB per run at the peak (limit {} runs)",
         def.runs.len(),
         eval.as_secs_f64(),
-        plan_fresh.as_secs_f64()
+        plan_fresh.as_secs_f64(),
+        held as f64 / def.runs.len() as f64 / 1e3,
+        peak as f64 / def.runs.len() as f64 / 1e3,
+        t4v_sweep::script::MAX_RUNS
     );
     anyhow::ensure!(plan.to_run() == def.runs.len());
 
