@@ -342,10 +342,11 @@ pub fn export(results: &Path, out: Option<&Path>) -> Result<()> {
 }
 
 /// Reads an export into the store (created if there is none): runs, attempts, series and sweeps
-/// replace those with the same keys.
+/// replace those with the same keys. A store found damaged is opened all the same: importing
+/// its latest snapshot is how it is repaired.
 pub fn import(results: &Path, file: &Path) -> Result<()> {
     let dir = store_dir(results);
-    let store = Store::open(&dir)?;
+    let store = Store::open_to_repair(&dir)?;
     let f = std::fs::File::open(file).with_context(|| format!("reading {}", file.display()))?;
     let n = store
         .import_jsonl(std::io::BufReader::new(f))

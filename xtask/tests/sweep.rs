@@ -312,3 +312,42 @@ fn plugins_and_cuda_errors() {
     assert!(err.contains("--backend cuda:"), "{err}");
     assert!(!env.results().join("store").exists());
 }
+
+/// A damaged store is refused by every command that reads it (never read as an empty one: a
+/// sweep would redo everything), with the way back; importing the sweep's snapshot repairs it,
+/// after which the sweep has nothing left to do.
+#[test]
+fn a_damaged_store_is_refused_and_repaired_from_its_snapshot() {
+    let env = Env::new();
+    let script = repo().join("experiments/selftest.rhai");
+    let script = script.to_str().unwrap();
+    let out = env.ok(&["sweep", script, "--jobs", "2"]);
+    assert!(out.contains("24 succeeded, 4 failed"), "{out}");
+    let store = env.results().join("store");
+    // sled's log lost (a bad copy): sled alone reopens it as an empty store.
+    std::fs::remove_file(store.join("db")).unwrap();
+    for args in [
+        vec!["runs"],
+        vec!["sweep", script, "--dry-run"],
+        vec!["report", "selftest"],
+    ] {
+        let o = env.run(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} read a damaged store");
+        assert!(
+            err.contains(&format!("the run store at {} is damaged", store.display()))
+                && err.contains("it holds 0 runs")
+                && err.contains("but held 28 runs (24 done) in 1 sweeps")
+                && err.contains("store.snapshot.jsonl"),
+            "{args:?}: {err}"
+        );
+    }
+    let snapshot = env.results().join("store.snapshot.jsonl");
+    env.ok(&["import", snapshot.to_str().unwrap()]);
+    assert_eq!(env.runs().len(), 28);
+    check_selftest(&env);
+    let plan = env.ok(&["sweep", script, "--dry-run"]);
+    assert!(plan.contains("28 runs: 4 failed, 24 done"), "{plan}");
+    let out = env.ok(&["sweep", script]);
+    assert!(out.contains("0 succeeded, 0 failed"), "{out}");
+}

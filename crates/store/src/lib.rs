@@ -10,6 +10,11 @@
 //! - `attempts`: run id ‖ attempt number (big-endian u32) → [`Attempt`]
 //! - `metrics`: run id ‖ 0 ‖ split ‖ 0 ‖ name → packed `(step: u64, value: f64)` pairs
 //! - `active`: run id → () for runs that are `running` (found fast on resume)
+//!
+//! Beside sled's files, `census.json` holds how many runs, finished runs and sweeps the store
+//! held after its last change. sled recovers a damaged log by dropping what it cannot read,
+//! without saying so; a store that opens holding less than its census is refused as damaged
+//! ([`StoreError::Damaged`]) rather than read as a smaller one.
 
 mod records;
 mod series;
@@ -52,6 +57,25 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    #[error(
+        "the run store at {path} is damaged: it holds {found}, but held {expected} after its last \
+         change (a disk fault or a partial copy; sled drops what it cannot read without saying \
+         so). Nothing was changed. Re-import the latest snapshot into it (`cargo xtask import \
+         <results>/store.snapshot.jsonl`), or move it aside and start from the run folders"
+    )]
+    Damaged {
+        path: PathBuf,
+        found: Census,
+        expected: Census,
+    },
+    #[error(
+        "the run store at {path} is damaged: its census {census} is unreadable ({message}); re-import the latest snapshot into it (`cargo xtask import <results>/store.snapshot.jsonl`)"
+    )]
+    Census {
+        path: PathBuf,
+        census: PathBuf,
+        message: String,
+    },
     #[error("no run `{0}` in the store")]
     NoRun(String),
     #[error("run id prefix `{0}` is ambiguous: several runs start with it; give more digits")]
@@ -74,8 +98,79 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// What a store holds, counted: kept in `census.json` after every change. `digest` is the
+/// XOR of a hash of each run's (id, status, attempts), so a run that lost its last state change
+/// is noticed as well as a lost run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Census {
+    pub runs: usize,
+    pub done: usize,
+    pub sweeps: usize,
+    pub digest: u64,
+}
+
+impl Census {
+    /// FNV-1a (stable across builds, unlike std's hasher) of what the digest covers.
+    fn hash(id: &[u8], status: RunStatus, attempts: u32) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let attempts = attempts.to_le_bytes();
+        let bytes = id
+            .iter()
+            .chain(&[0xff])
+            .chain(status.as_str().as_bytes())
+            .chain(&[0xff])
+            .chain(&attempts);
+        for b in bytes {
+            h ^= *b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h
+    }
+
+    fn add(&mut self, id: &[u8], status: RunStatus, attempts: u32) {
+        self.digest ^= Self::hash(id, status, attempts);
+        self.done += (status == RunStatus::Done) as usize;
+    }
+
+    fn remove(&mut self, id: &[u8], status: RunStatus, attempts: u32) {
+        self.digest ^= Self::hash(id, status, attempts);
+        self.done -= (status == RunStatus::Done) as usize;
+    }
+}
+
+/// The census file: the counts, and whether a change was under way when it was written (then
+/// the store may hold that change too, so only fewer runs or sweeps are damage).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CensusFile {
+    census: Census,
+    changing: bool,
+}
+
+#[derive(Default)]
+struct CensusState {
+    now: Census,
+    /// A change is written to sled but not yet flushed.
+    dirty: bool,
+}
+
+impl std::fmt::Display for Census {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} runs ({} done) in {} sweeps, states {:08x}",
+            self.runs,
+            self.done,
+            self.sweeps,
+            self.digest >> 32
+        )
+    }
+}
+
+const CENSUS: &str = "census.json";
+
 pub struct Store {
     path: PathBuf,
+    census: std::sync::Mutex<CensusState>,
     db: sled::Db,
     sweeps: sled::Tree,
     runs: sled::Tree,
@@ -116,8 +211,19 @@ fn metric_key(id: &RunId, split: &str, name: &str) -> Vec<u8> {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) the store in `dir`; a store holding less than its census is refused
+    /// as damaged.
     pub fn open(dir: &Path) -> Result<Store> {
+        Self::open_with(dir, true)
+    }
+
+    /// Opens the store whatever its census says, to repair it by importing an export (which
+    /// counts it afresh).
+    pub fn open_to_repair(dir: &Path) -> Result<Store> {
+        Self::open_with(dir, false)
+    }
+
+    fn open_with(dir: &Path, check: bool) -> Result<Store> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
             path: dir.to_path_buf(),
             source: sled::Error::Io(e),
@@ -149,15 +255,106 @@ impl Store {
                 });
             }
         }
-        Ok(Store {
+        let store = Store {
             path: dir.to_path_buf(),
+            census: Default::default(),
             sweeps: db.open_tree("sweeps")?,
             runs: db.open_tree("runs")?,
             attempts: db.open_tree("attempts")?,
             metrics: db.open_tree("metrics")?,
             active: db.open_tree("active")?,
             db,
-        })
+        };
+        let found = store.count()?;
+        let census = dir.join(CENSUS);
+        if check {
+            match std::fs::read(&census) {
+                Ok(bytes) => {
+                    let file: CensusFile =
+                        serde_json::from_slice(&bytes).map_err(|e| StoreError::Census {
+                            path: dir.to_path_buf(),
+                            census: census.clone(),
+                            message: e.to_string(),
+                        })?;
+                    let expected = file.census;
+                    let damaged = if file.changing {
+                        found.runs < expected.runs || found.sweeps < expected.sweeps
+                    } else {
+                        found != expected
+                    };
+                    if damaged {
+                        return Err(StoreError::Damaged {
+                            path: dir.to_path_buf(),
+                            found,
+                            expected,
+                        });
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(StoreError::Census {
+                        path: dir.to_path_buf(),
+                        census,
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        {
+            let mut c = store.census.lock().expect("census lock");
+            c.now = found;
+            c.dirty = true;
+        }
+        store.flush()?;
+        Ok(store)
+    }
+
+    /// Counts what the store holds.
+    fn count(&self) -> Result<Census> {
+        #[derive(serde::Deserialize)]
+        struct State {
+            status: RunStatus,
+            attempts: u32,
+        }
+        let mut c = Census {
+            sweeps: self.sweeps.len(),
+            ..Default::default()
+        };
+        for kv in self.runs.iter() {
+            let (k, v) = kv?;
+            let s: State = decode("runs", &k, &v)?;
+            c.runs += 1;
+            c.add(&k, s.status, s.attempts);
+        }
+        Ok(c)
+    }
+
+    fn write_census(&self, census: Census, changing: bool) -> Result<()> {
+        let path = self.path.join(CENSUS);
+        let tmp = self.path.join(format!("{CENSUS}.tmp"));
+        std::fs::write(&tmp, encode(&CensusFile { census, changing }))
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(|e| StoreError::Open {
+                path,
+                source: sled::Error::Io(e),
+            })
+    }
+
+    /// Marks the census as changing before a change reaches sled (whose background flush may
+    /// write it at any moment), then applies `change` to the counts.
+    fn change(&self, change: impl FnOnce(&mut Census)) -> Result<()> {
+        let mut c = self.census.lock().expect("census lock");
+        if !c.dirty {
+            self.write_census(c.now, true)?;
+            c.dirty = true;
+        }
+        change(&mut c.now);
+        Ok(())
+    }
+
+    /// What the store holds, as its census counts it.
+    pub fn census(&self) -> Census {
+        self.census.lock().expect("census lock").now
     }
 
     pub fn path(&self) -> &Path {
@@ -167,6 +364,11 @@ impl Store {
     /// Makes everything written so far durable.
     pub fn flush(&self) -> Result<()> {
         self.db.flush()?;
+        let mut c = self.census.lock().expect("census lock");
+        if c.dirty {
+            self.write_census(c.now, false)?;
+            c.dirty = false;
+        }
         Ok(())
     }
 
@@ -199,6 +401,7 @@ impl Store {
         let previous = self.sweep(&sweep.name)?;
         let now = now_ms();
         let mut batch = sled::Batch::default();
+        let mut added = Vec::new();
         for (id, spec, canonical, setting) in runs {
             let key = id.as_str().as_bytes();
             let (mut rec, is_new) = match self.runs.get(key)? {
@@ -218,6 +421,9 @@ impl Store {
                 rec.updated_ms = now;
                 batch.insert(key, encode(&rec));
             }
+            if is_new {
+                added.push((key.to_vec(), rec.status, rec.attempts));
+            }
         }
         if let Some(prev) = &previous {
             let keep: std::collections::HashSet<&RunId> = runs.iter().map(|r| &r.0).collect();
@@ -228,6 +434,14 @@ impl Store {
                 }
             }
         }
+        let new_sweep = previous.is_none() as usize;
+        self.change(|c| {
+            for (k, status, attempts) in &added {
+                c.runs += 1;
+                c.add(k, *status, *attempts);
+            }
+            c.sweeps += new_sweep;
+        })?;
         self.runs.apply_batch(batch)?;
         self.sweeps.insert(sweep.name.as_bytes(), encode(&sweep))?;
         self.flush()?;
@@ -286,13 +500,24 @@ impl Store {
                 .get(key)?
                 .ok_or_else(|| StoreError::NoRun(id.to_string()))?;
             let mut rec: RunRecord = decode("runs", key, &old)?;
+            let before = (rec.status, rec.attempts);
             let out = f(&mut rec)?;
             rec.updated_ms = now_ms();
+            let after = (rec.status, rec.attempts);
+            if before != after {
+                self.change(|_| {})?;
+            }
             if self
                 .runs
                 .compare_and_swap(key, Some(old), Some(encode(&rec)))?
                 .is_ok()
             {
+                if before != after {
+                    self.change(|c| {
+                        c.remove(key, before.0, before.1);
+                        c.add(key, after.0, after.1);
+                    })?;
+                }
                 return Ok(out);
             }
         }
@@ -622,12 +847,15 @@ impl Store {
             }
             n += 1;
         }
+        self.change(|_| {})?;
         self.runs.apply_batch(runs)?;
         self.attempts.apply_batch(attempts)?;
         self.metrics.apply_batch(metrics)?;
         for s in sweeps {
             self.sweeps.insert(s.name.as_bytes(), encode(&s))?;
         }
+        let found = self.count()?;
+        self.change(|c| *c = found)?;
         self.flush()?;
         Ok(n)
     }
