@@ -165,7 +165,7 @@ pub fn versions() -> std::collections::BTreeMap<String, String> {
 }
 
 /// Returns the process exit code: 0 when the sweep ran to its end (failed runs are reported,
-/// not fatal), 1 when --fail-fast stopped it.
+/// not fatal), 1 when --fail-fast stopped it, 130 or 143 when SIGINT or SIGTERM did.
 pub fn run(results: &Path, args: &SweepArgs, registry: &Registry) -> Result<i32> {
     let file = args.script.display().to_string();
     let source = std::fs::read_to_string(&args.script)
@@ -309,6 +309,7 @@ pub fn run(results: &Path, args: &SweepArgs, registry: &Registry) -> Result<i32>
             .map_err(|(id, e)| anyhow::anyhow!("run {id}: {e}"))?;
     }
     t4v_sweep::plan::register(&store, &def, plan.previous.as_ref())?;
+    t4v_sweep::interrupt::install();
     let out = t4v_sweep::scheduler::execute_with(&store, &def, &plan, &opts, attached)?;
     let skipped = plan.states.iter().filter(|s| !s.runs()).count();
     eprintln!(
@@ -360,7 +361,9 @@ pub fn run(results: &Path, args: &SweepArgs, registry: &Registry) -> Result<i32>
             "  {failed_before} run(s) failed in an earlier sweep; --retry-failed runs them again"
         );
     }
-    Ok(if args.fail_fast && !out.failed.is_empty() {
+    Ok(if let Some(sig) = out.signal {
+        128 + sig
+    } else if args.fail_fast && !out.failed.is_empty() {
         1
     } else {
         0

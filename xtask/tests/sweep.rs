@@ -351,3 +351,94 @@ fn a_damaged_store_is_refused_and_repaired_from_its_snapshot() {
     let out = env.ok(&["sweep", script]);
     assert!(out.contains("0 succeeded, 0 failed"), "{out}");
 }
+
+/// Waits until `n` run folders exist (their workers are being started), then a moment more.
+fn wait_for_run_folders(env: &Env, n: usize) {
+    let runs = env.results().join("runs");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::fs::read_dir(&runs).map_or(0, |d| d.count()) < n {
+        assert!(std::time::Instant::now() < deadline, "no run started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM stop a sweep: its running attempts are stopped and recorded
+/// interrupted (the runs pending again, their workers gone), it exits 128 + the signal; a
+/// second signal ends it at once, and the next sweep recovers what it left running.
+#[test]
+fn sigint_and_sigterm_stop_a_sweep_and_record_its_runs_interrupted() {
+    let body = r#"let s = sweep("slow");
+        s.seeds([0, 1, 2]);
+        s.add(#{ kind: "selftest", params: #{ sleep_ms: 60000 } });"#;
+    for (sig, name, code) in [
+        (libc::SIGINT, "SIGINT", 130),
+        (libc::SIGTERM, "SIGTERM", 143),
+    ] {
+        let env = Env::new();
+        let script = env.script("slow.rhai", body);
+        let child = env
+            .cmd(&["sweep", script.to_str().unwrap(), "--jobs", "2"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_run_folders(&env, 2);
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "{name}: {err}");
+        assert!(
+            err.contains(&format!("{name}: stopping 2 running run(s)")),
+            "{name}: {err}"
+        );
+        let runs = env.runs();
+        assert_eq!(runs.len(), 3);
+        assert!(runs.iter().all(|r| r["status"] == "pending"), "{runs:?}");
+        let tried: Vec<&Value> = runs
+            .iter()
+            .filter(|r| !r["attempts"].as_array().unwrap().is_empty())
+            .collect();
+        assert_eq!(tried.len(), 2);
+        for r in tried {
+            let a = &r["attempts"][0];
+            assert_eq!(a["outcome"], "interrupted", "{r}");
+            assert_eq!(a["reason"], format!("stopped by {name}"), "{r}");
+            let pid = a["pid"].as_i64().unwrap() as i32;
+            // The worker is gone (a zombie is reaped by init, or it is no process at all).
+            assert!(
+                unsafe { libc::kill(pid, 0) } != 0
+                    || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                        .is_ok_and(|s| s.contains(") Z ")),
+                "worker {pid} still runs"
+            );
+        }
+    }
+
+    // Twice: the coordinator ends at once, recording nothing; the next sweep recovers the runs.
+    let env = Env::new();
+    let script = env.script("slow.rhai", body);
+    let child = env
+        .cmd(&["sweep", script.to_str().unwrap(), "--jobs", "2"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_run_folders(&env, 2);
+    // (Two SIGINTs sent at once may merge into one pending signal; SIGTERM after it does not.)
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let o = child.wait_with_output().unwrap();
+    // 128 + whichever of the two was handled second.
+    assert!(matches!(o.status.code(), Some(130 | 143)), "{:?}", o.status);
+    let running = env
+        .runs()
+        .iter()
+        .filter(|r| r["status"] == "running")
+        .count();
+    assert_eq!(running, 2, "the second Ctrl-C left its runs as they were");
+    let o = env.run(&["sweep", script.to_str().unwrap(), "--dry-run"]);
+    let plan =
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(plan.contains("2 interrupted"), "{plan}");
+}

@@ -8,6 +8,7 @@
 //! ```
 
 mod attempt;
+pub mod interrupt;
 mod local;
 pub mod plan;
 pub mod progress;

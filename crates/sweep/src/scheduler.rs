@@ -88,6 +88,8 @@ pub struct SweepOutcome {
     /// them over).
     pub waiting: usize,
     pub elapsed: Duration,
+    /// The signal (SIGINT, SIGTERM) that stopped the sweep ([`crate::interrupt`]).
+    pub signal: Option<i32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -293,6 +295,33 @@ pub fn execute_with(
             break;
         }
 
+        if let Some(sig) = crate::interrupt::received()
+            && outcome.signal.is_none()
+        {
+            outcome.signal = Some(sig);
+            stopping = true;
+            let name = crate::interrupt::name(sig);
+            if matches!(opts.executor, ExecutorChoice::Slurm(_)) {
+                // Tasks at Slurm outlive their coordinator: a later `sweep` follows them.
+                progress.println(&format!(
+                    "{name}: leaving {} run(s) at Slurm (`sweep` again follows them, `cancel` stops them)",
+                    tracked.len()
+                ));
+                outcome.detached = tracked.len();
+                break;
+            }
+            progress.println(&format!(
+                "{name}: stopping {} running run(s), recorded as interrupted (again to end at once)",
+                tracked.len()
+            ));
+            for (id, st) in tracked.iter_mut() {
+                if st.kill_reason.is_none() {
+                    st.kill_reason =
+                        Some((AttemptOutcome::Interrupted, format!("stopped by {name}")));
+                    exec.stop(id);
+                }
+            }
+        }
         snapshot(&mut progress, false, &mut changed);
         for update in exec.poll(Duration::from_millis(100))? {
             match update {
