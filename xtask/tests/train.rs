@@ -213,18 +213,31 @@ fn train_learns_and_its_checkpoints_evaluate_single_and_multi_view() {
 
 #[test]
 fn a_re_attempted_train_run_resumes_from_its_checkpoint() {
-    resumes(&[]);
+    resumes(&[], false);
+}
+
+/// The checkpoint damaged while no attempt ran (a flipped byte in its weights, which still
+/// decode): the next attempt says so and starts from the beginning; every epoch is logged once.
+#[test]
+fn a_damaged_checkpoint_is_not_loaded_and_the_run_starts_afresh() {
+    let log = resumes(&[], true);
+    assert!(
+        log.contains("not resuming: the checkpoint is unusable")
+            && log.contains("model.mpk: its bytes do not match the checksum saved with it"),
+        "{log}"
+    );
 }
 
 #[test]
 fn a_re_attempted_data_parallel_train_run_resumes_from_its_checkpoint() {
-    let log = resumes(&["--devices-per-run", "2"]);
+    let log = resumes(&["--devices-per-run", "2"], false);
     assert!(log.contains("data-parallel over 2 peers"), "{log}");
 }
 
-/// Kills a `train` sweep (run with `args`) after its first checkpoint, runs it again, checks
-/// the run resumed and ran every epoch once; the second attempt's log.
-fn resumes(args: &[&str]) -> String {
+/// Kills a `train` sweep (run with `args`) after its first checkpoint (then, with `damage`,
+/// flips a byte of its weights), runs it again, checks the run resumed (or started afresh) and
+/// logged every epoch once; the second attempt's log.
+fn resumes(args: &[&str], damage: bool) -> String {
     let env = Env::new();
     let script = env.script(
         "r.rhai",
@@ -244,6 +257,13 @@ fn resumes(args: &[&str]) -> String {
     let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
     let at_kill = saved["epoch"].as_u64().unwrap();
     assert!((1..3).contains(&at_kill), "{saved}");
+    if damage {
+        let weights = state.with_file_name("model.mpk");
+        let mut bytes = std::fs::read(&weights).unwrap();
+        let n = bytes.len();
+        bytes[n / 2] ^= 0x01;
+        std::fs::write(&weights, bytes).unwrap();
+    }
 
     let o = env.cmd(&sweep).output().unwrap();
     let out = String::from_utf8_lossy(&o.stderr);
@@ -260,10 +280,11 @@ fn resumes(args: &[&str]) -> String {
             .join("attempt-2.stderr.log"),
     )
     .unwrap();
-    assert!(
+    assert_eq!(
         log.contains(&format!(
             "resuming from the checkpoint after epoch {at_kill} (attempt 2)"
         )),
+        !damage,
         "{log}"
     );
     let (steps, _) = env.series(r["id"].as_str().unwrap(), "train", "loss");

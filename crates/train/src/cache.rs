@@ -72,8 +72,13 @@ pub fn write(cache_dir: &Path, determinants: &Value, f: &Features) -> Result<Pat
                 .expect("sizes agree"),
         ),
     ];
-    let meta: HashMap<String, String> =
-        [("determinants".to_string(), determinants.to_string())].into();
+    // The checksum of the tensors' bytes: a flipped byte in a feature still parses.
+    let sum = checksum(&feats, &labels);
+    let meta: HashMap<String, String> = [
+        ("determinants".to_string(), determinants.to_string()),
+        ("blake3".to_string(), sum),
+    ]
+    .into();
     safetensors::serialize_to_file(views, Some(meta), &tmp).map_err(|e| CacheError::Invalid {
         path: tmp.clone(),
         message: e.to_string(),
@@ -97,6 +102,13 @@ pub fn read(cache_dir: &Path, determinants: &Value) -> Result<Option<Features>, 
         });
     }
     Ok(Some(features))
+}
+
+fn checksum(features: &[u8], labels: &[u8]) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(features);
+    h.update(labels);
+    h.finalize().to_hex().to_string()
 }
 
 /// Reads a cache file: the determinants it was made for, and its features.
@@ -133,6 +145,14 @@ pub fn load(p: &Path) -> Result<(Option<Value>, Features), CacheError> {
     if f.dtype() != Dtype::F32 || l.dtype() != Dtype::I64 || l.shape() != [shape[0]] {
         return Err(bad(
             "`features`/`labels` have the wrong type or do not match".into(),
+        ));
+    }
+    // (Caches written before checksums pass unchecked.)
+    if let Some(sum) = meta.metadata().as_ref().and_then(|m| m.get("blake3"))
+        && *sum != checksum(f.data(), l.data())
+    {
+        return Err(bad(
+            "its tensors do not match the checksum saved with them (damaged)".into(),
         ));
     }
     let data = f
@@ -191,6 +211,18 @@ mod tests {
         std::fs::write(&p, &bytes[..bytes.len() - 10]).unwrap();
         let err = read(d.path(), &det).unwrap_err().to_string();
         assert!(err.starts_with(&p.display().to_string()), "{err}");
+        // A flipped bit in a feature still parses as a safetensors file; its checksum does not
+        // match.
+        write(d.path(), &det, &f).unwrap();
+        let mut bytes = std::fs::read(&p).unwrap();
+        let n = bytes.len();
+        bytes[n - 20] ^= 0x10;
+        std::fs::write(&p, &bytes).unwrap();
+        let err = read(d.path(), &det).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&p.display().to_string()) && err.contains("checksum"),
+            "{err}"
+        );
         write(d.path(), &det, &f).unwrap();
         assert!(read(d.path(), &det).unwrap().is_some());
         assert!(

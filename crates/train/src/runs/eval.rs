@@ -96,6 +96,8 @@ pub(crate) fn load_checkpoint<B: FusedBackend>(
     dir: &std::path::Path,
     device: &B::Device,
 ) -> Result<(VideoClassifier<B>, RunSpec, LoopState), RunError> {
+    // A damaged checkpoint is never evaluated.
+    fit::verify(dir).map_err(fail)?;
     let trained: RunSpec = fit::read_json(dir, "spec.json").map_err(fail)?;
     let state: LoopState = fit::read_json(dir, "state.json").map_err(fail)?;
     // The architecture of the checkpoint, then its weights.

@@ -211,16 +211,34 @@ fn train<B: FusedAutodiffBackend>(
             "params.micro_batch {micro} is smaller than the {peers} data-parallel peers"
         )));
     }
-    // Resuming: every peer loads the same checkpoint.
-    let resume = fit::existing(&last_dir);
-    if let Some(dir) = &resume {
-        model = fit::load_model(dir, model, device).map_err(fail)?;
-        state = fit::read_json(dir, "state.json").map_err(fail)?;
-        reporter.log(format!(
-            "resuming from the checkpoint after epoch {} (attempt {})",
-            state.epoch, job.attempt
-        ));
-    } else if let Some(init) = job.needs.get("init") {
+    // Resuming: every peer loads the same checkpoint — never a damaged one: that is said and
+    // the run starts afresh.
+    let mut resume = fit::existing(&last_dir);
+    if let Some(dir) = resume.clone() {
+        let loaded = fit::verify(&dir).and_then(|_| {
+            let m = fit::load_model(&dir, model.clone(), device)?;
+            let s: LoopState = fit::read_json(&dir, "state.json")?;
+            Ok((m, s))
+        });
+        match loaded {
+            Ok((m, s)) => {
+                (model, state) = (m, s);
+                reporter.log(format!(
+                    "resuming from the checkpoint after epoch {} (attempt {})",
+                    state.epoch, job.attempt
+                ));
+            }
+            Err(e) => {
+                reporter.log(format!(
+                    "not resuming: the checkpoint is unusable ({e}); starting from the beginning"
+                ));
+                resume = None;
+            }
+        }
+    }
+    if resume.is_none()
+        && let Some(init) = job.needs.get("init")
+    {
         model = init_from(model, &init.run_dir, spec, device)?;
         reporter.log(format!(
             "visual encoder, temporal head and logit scale from run {}",
