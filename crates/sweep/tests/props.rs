@@ -3,6 +3,7 @@
 //!   changes with any value that is not a default;
 //! - random and mutated scripts give a result or an error at `file:line:column`, never a crash
 //!   of the host.
+//!
 //! `PROPTEST_CASES` sets the number of cases.
 
 use proptest::prelude::*;
