@@ -1,0 +1,160 @@
+//! Fault injection: a sweep mixing `selftest`, `features`, `probe` and checkpointed `train` runs
+//! (the synthetic world, a tiny CLIP) has its coordinator killed with SIGKILL at seeded random
+//! moments, each time started again, then is let finish. Every run must end done exactly once
+//! (one successful attempt), and the store's export must equal that of the same sweep run
+//! without interruption, apart from times, attempts and paths. `T4V_FAULT_KILLS` sets the
+//! number of kills (default 20).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+mod common;
+
+fn script(dir: &Path, model: &Path) -> PathBuf {
+    let base = format!(
+        r#"#{{ model: #{{ backbone: "{}", frames: 4, input_size: 32 }}, data: #{{ dataset: "synthetic" }} }}"#,
+        model.display()
+    );
+    let body = r#"let s = sweep("faults");
+        s.seeds([0, 1]);
+        s.add(#{ kind: "selftest", params: #{ epochs: 3, sleep_ms: 300 } });
+        let f = BASE; f.kind = "features"; f.params = #{ split: "train", per_class: 4 };
+        let train = s.add(f);
+        let g = BASE; g.kind = "features"; g.params = #{ split: "test" };
+        let test = s.add(g);
+        let p = BASE; p.kind = "probe"; p.needs = #{ features: train, test: test };
+        p.classifier = #{ init: "class-mean" };
+        p.optim = #{ epochs: 3, warmup_epochs: 1, lr: 1e-2, batch_size: 32 };
+        s.add(p);
+        let t = BASE; t.kind = "train";
+        t.optim = #{ lr: 1e-3, epochs: 2, warmup_epochs: 1, batch_size: 32 };
+        s.add(t);"#;
+    let p = dir.join("faults.rhai");
+    std::fs::write(&p, body.replace("BASE", &base)).unwrap();
+    p
+}
+
+fn xtask(results: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    c.arg("--results")
+        .arg(results)
+        .args(args)
+        .env("RUST_BACKTRACE", "0");
+    c
+}
+
+/// The export as comparable records: runs (status, summary, artefact names), attempts that
+/// succeeded per run, and every series; times, attempt counts, pids and paths left out.
+fn export(results: &Path) -> (BTreeMap<String, Value>, BTreeMap<String, usize>) {
+    let o = xtask(results, &["export"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut records = BTreeMap::new();
+    let mut successes: BTreeMap<String, usize> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&o.stdout).lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        match v["type"].as_str().unwrap() {
+            "run" => {
+                let artefacts: Vec<&String> = v["artefacts"]
+                    .as_object()
+                    .map(|m| m.keys().collect())
+                    .unwrap_or_default();
+                records.insert(
+                    format!("run {}", v["id"].as_str().unwrap()),
+                    serde_json::json!({
+                        "status": v["status"], "summary": v["summary"], "artefacts": artefacts,
+                        "canonical": v["canonical"],
+                    }),
+                );
+            }
+            "attempt" => {
+                *successes.entry("(attempts)".into()).or_default() += 1;
+                if v["outcome"] == "succeeded" {
+                    *successes
+                        .entry(v["run"].as_str().unwrap().to_string())
+                        .or_default() += 1;
+                }
+            }
+            "series" => {
+                records.insert(
+                    format!(
+                        "series {} {} {}",
+                        v["run"].as_str().unwrap(),
+                        v["split"].as_str().unwrap(),
+                        v["name"].as_str().unwrap()
+                    ),
+                    serde_json::json!({ "steps": v["steps"], "values": v["values"] }),
+                );
+            }
+            _ => {}
+        }
+    }
+    (records, successes)
+}
+
+#[test]
+fn a_sweep_killed_at_random_moments_ends_as_an_uninterrupted_one() {
+    let d = tempfile::tempdir().unwrap();
+    let model = common::model_dir(d.path());
+    let script = script(d.path(), &model);
+    let script = script.to_str().unwrap();
+
+    let calm = d.path().join("calm");
+    let o = xtask(&calm, &["sweep", script]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("10 succeeded, 0 failed"), "{err}");
+    let (want, mut once) = export(&calm);
+    assert_eq!(once.remove("(attempts)"), Some(10));
+    assert!(once.values().all(|n| *n == 1));
+
+    let kills: usize = std::env::var("T4V_FAULT_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let rough = d.path().join("rough");
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut moments = Vec::new();
+    for _ in 0..kills {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        // Between 0.2 s and 3 s after the start: while it plans, claims, runs, records.
+        let ms = 200 + seed % 2800;
+        moments.push(ms);
+        let mut child = xtask(&rough, &["sweep", script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(ms));
+        common::sweeps::kill9(child.id());
+        child.wait().unwrap();
+    }
+    let o = xtask(&rough, &["sweep", script]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && err.contains("0 failed"), "{err}");
+    let (got, mut once) = export(&rough);
+    // The kills interrupted attempts (which ran again), not only the moments between them.
+    let attempts = once.remove("(attempts)").unwrap_or(0);
+    assert!(
+        attempts > 10,
+        "{attempts} attempts: no kill interrupted a run"
+    );
+    assert_eq!(
+        once.len(),
+        10,
+        "every run succeeded once after kills at {moments:?} ms: {once:?}"
+    );
+    assert!(
+        once.values().all(|n| *n == 1),
+        "a run succeeded twice: {once:?}"
+    );
+    let keys = |m: &BTreeMap<String, Value>| m.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&got), keys(&want));
+    for (k, v) in &want {
+        assert_eq!(&got[k], v, "{k} after kills at {moments:?} ms");
+    }
+}
