@@ -137,6 +137,30 @@ enum Cmd {
 fn main() -> Result<()> {
     keep_freed_memory();
     let cli = Cli::parse();
+    let results = cli.results.clone();
+    run(cli).map_err(|e| out_of_space(e, &results))
+}
+
+/// An error caused by a full disk says so, with where and what to do: what the store holds
+/// stays (it writes whole records or none), and the next `sweep` recovers the runs left running.
+fn out_of_space(e: anyhow::Error, results: &std::path::Path) -> anyhow::Error {
+    let full = e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull)
+            || c.to_string().contains("No space left on device")
+    });
+    if !full {
+        return e;
+    }
+    e.context(format!(
+        "out of space under {}: free some (or move the results folder to a bigger disk, with \
+         --results there) and run the command again; what the store holds is kept, and the runs \
+         this left running are recorded interrupted and run again",
+        results.display()
+    ))
+}
+
+fn run(cli: Cli) -> Result<()> {
     let registry = registry::REGISTRY;
     match cli.command {
         Cmd::Worker { job, events } => {

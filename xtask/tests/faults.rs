@@ -158,3 +158,72 @@ fn a_sweep_killed_at_random_moments_ends_as_an_uninterrupted_one() {
         assert_eq!(&got[k], v, "{k} after kills at {moments:?} ms");
     }
 }
+
+/// The results folder out of space (a 700 KB tmpfs, which the test mounts when it runs as root,
+/// as CI does; otherwise it says why it skips): the sweep stops with an error naming the folder
+/// and what to do; moved to a bigger disk, the same sweep finishes, every run that should
+/// succeed succeeded exactly once, and nothing stored was lost.
+#[test]
+fn a_full_results_disk_stops_the_sweep_and_nothing_stored_is_lost() {
+    let d = tempfile::tempdir().unwrap();
+    let small = d.path().join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=700k", "tmpfs"])
+        .arg(&small)
+        .output();
+    if !mounted.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: mounting a small tmpfs needs root (CI runs as root)");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let unmount = Unmount(small.clone());
+    let script = common::sweeps::repo().join("experiments/selftest.rhai");
+    let script = script.to_str().unwrap();
+    let results = small.join("results");
+    let o = xtask(&results, &["sweep", script, "--jobs", "2"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "the sweep fitted in 700 KB: {err}");
+    assert!(
+        err.contains(&format!("out of space under {}", results.display()))
+            && err.contains("run the command again"),
+        "{err}"
+    );
+    let big = d.path().join("big");
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(&results)
+        .arg(&big)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    drop(unmount);
+    // Runs a full disk made fail are failed runs: --retry-failed runs them again.
+    let o = xtask(&big, &["sweep", script, "--jobs", "2", "--retry-failed"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let o = xtask(&big, &["runs", "--json"]).output().unwrap();
+    let runs: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 28);
+    let done: Vec<&Value> = runs.iter().filter(|r| r["status"] == "done").collect();
+    assert_eq!(done.len(), 24, "{err}");
+    for r in done {
+        let wins = r["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["outcome"] == "succeeded")
+            .count();
+        assert_eq!(wins, 1, "{r}");
+    }
+}
