@@ -7,8 +7,9 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use t4v_core::{DataOptions, Registry};
 
+/// Which dataset, and where: `data` and `prepare` take it alike.
 #[derive(Args)]
-pub struct DataArgs {
+pub struct DatasetArgs {
     /// Dataset plugin (`cargo xtask plugins` lists them).
     pub dataset: String,
     /// The dataset's folder (default: $T4V_DATA_<NAME>, else $T4V_DATA/<name>).
@@ -20,6 +21,25 @@ pub struct DataArgs {
     /// The label CSV (`id,name`) of --list.
     #[arg(long)]
     pub labels: Option<PathBuf>,
+}
+
+impl DatasetArgs {
+    /// The dataset's folder, or an error saying how to give it.
+    pub fn root(&self) -> Result<PathBuf> {
+        t4v_datasets::default_root(&self.dataset, self.root.as_deref()).with_context(|| {
+            format!(
+                "where is dataset {}? pass --root, or set T4V_DATA (or T4V_DATA_{})",
+                self.dataset,
+                self.dataset.to_uppercase()
+            )
+        })
+    }
+}
+
+#[derive(Args)]
+pub struct DataArgs {
+    #[command(flatten)]
+    pub which: DatasetArgs,
     /// Official split (1–3) of UCF-101 and HMDB-51.
     #[arg(long, default_value_t = 1)]
     pub split: u32,
@@ -34,49 +54,43 @@ pub struct DataArgs {
 }
 
 pub fn run(args: &DataArgs, registry: &Registry) -> Result<()> {
-    let plugin = registry.dataset(&args.dataset).with_context(|| {
+    let which = &args.which;
+    let plugin = registry.dataset(&which.dataset).with_context(|| {
         let known: Vec<&str> = registry.datasets.iter().map(|d| d.info().name).collect();
         format!(
             "unknown dataset `{}` (known: {})",
-            args.dataset,
+            which.dataset,
             known.join(", ")
         )
     })?;
     // A list read for its annotations alone needs no dataset folder.
-    let lists_only = args.list.is_some() && args.annotations_only;
+    let lists_only = which.list.is_some() && args.annotations_only;
     let root = if !plugin.needs_root() {
         PathBuf::new()
     } else if lists_only {
-        t4v_datasets::default_root(&args.dataset, args.root.as_deref()).unwrap_or_default()
+        t4v_datasets::default_root(&which.dataset, which.root.as_deref()).unwrap_or_default()
     } else {
-        let root =
-            t4v_datasets::default_root(&args.dataset, args.root.as_deref()).with_context(|| {
-                format!(
-                    "where is dataset {}? pass --root, or set T4V_DATA (or T4V_DATA_{})",
-                    args.dataset,
-                    args.dataset.to_uppercase()
-                )
-            })?;
-        if !root.exists() && args.list.is_none() {
-            bail!("dataset {} not found at {}", args.dataset, root.display());
+        let root = which.root()?;
+        if !root.exists() && which.list.is_none() {
+            bail!("dataset {} not found at {}", which.dataset, root.display());
         }
         root
     };
     let opts = DataOptions {
         root,
-        list: args.list.clone(),
-        labels: args.labels.clone(),
+        list: which.list.clone(),
+        labels: which.labels.clone(),
         split: args.split,
         frame_pattern: args.frame_pattern.clone(),
     };
     let ds = plugin
         .open(&opts)
-        .with_context(|| format!("reading dataset {}", args.dataset))?;
+        .with_context(|| format!("reading dataset {}", which.dataset))?;
     let layout = ds.layout();
     if layout.found.is_none() && !args.annotations_only {
         bail!(
             "dataset {}: no media found under {}; looked for {}",
-            args.dataset,
+            which.dataset,
             opts.root.display(),
             layout
                 .looked
@@ -102,7 +116,7 @@ pub fn run(args: &DataArgs, registry: &Registry) -> Result<()> {
     let classes = ds.class_names().len();
     if args.json {
         let v = serde_json::json!({
-            "dataset": args.dataset,
+            "dataset": which.dataset,
             "classes": classes,
             "class_names": ds.class_names(),
             "splits": splits,
@@ -117,7 +131,7 @@ pub fn run(args: &DataArgs, registry: &Registry) -> Result<()> {
     }
     println!(
         "{}: {classes} classes ({}, ...)",
-        args.dataset,
+        which.dataset,
         ds.class_names()
             .iter()
             .take(3)

@@ -10,12 +10,9 @@ use t4v_core::Registry;
 
 #[derive(Args)]
 pub struct PrepareArgs {
-    /// Dataset plugin (`cargo xtask plugins` lists them).
-    pub dataset: String,
-    /// The downloaded dataset (default: $T4V_DATA_<NAME>, else $T4V_DATA/<name>), in a layout
-    /// `data` finds.
-    #[arg(long)]
-    pub root: Option<PathBuf>,
+    // The downloaded dataset, in any layout `data` finds.
+    #[command(flatten)]
+    pub which: crate::data_cmd::DatasetArgs,
     /// Where the frames (`frames/`), lists (`lists/`), annotations and manifest go.
     #[arg(long)]
     pub out: PathBuf,
@@ -36,12 +33,6 @@ pub struct PrepareArgs {
     /// Frame file names (default: the dataset's, e.g. `img_{:05}.jpg` for Kinetics).
     #[arg(long)]
     pub frame_pattern: Option<String>,
-    /// A list file of the reference (`path [frames] label`) instead of the official annotations.
-    #[arg(long, requires = "labels")]
-    pub list: Option<PathBuf>,
-    /// The label CSV (`id,name`) of --list.
-    #[arg(long)]
-    pub labels: Option<PathBuf>,
 }
 
 #[cfg(not(feature = "video"))]
@@ -52,30 +43,24 @@ pub fn run(_: &PrepareArgs, _: &Registry) -> Result<()> {
 #[cfg(feature = "video")]
 pub fn run(args: &PrepareArgs, registry: &Registry) -> Result<()> {
     use anyhow::Context;
+    let which = &args.which;
     use std::io::IsTerminal;
     use std::time::{Duration, Instant};
     use t4v_core::DataOptions;
     use t4v_datasets::prepare::{self, Plan, Tick};
 
     let plugin = registry
-        .dataset(&args.dataset)
-        .with_context(|| format!("unknown dataset `{}`", args.dataset))?;
+        .dataset(&which.dataset)
+        .with_context(|| format!("unknown dataset `{}`", which.dataset))?;
     let conv = plugin.frames().with_context(|| {
         format!(
             "dataset {} is drawn on demand: it has no videos to prepare",
-            args.dataset
+            which.dataset
         )
     })?;
-    let root =
-        t4v_datasets::default_root(&args.dataset, args.root.as_deref()).with_context(|| {
-            format!(
-                "where is dataset {}? pass --root, or set T4V_DATA (or T4V_DATA_{})",
-                args.dataset,
-                args.dataset.to_uppercase()
-            )
-        })?;
+    let root = which.root()?;
     if !root.exists() {
-        bail!("dataset {} not found at {}", args.dataset, root.display());
+        bail!("dataset {} not found at {}", which.dataset, root.display());
     }
     let fps = match args.fps.as_deref() {
         None => conv.fps,
@@ -91,7 +76,7 @@ pub fn run(args: &PrepareArgs, registry: &Registry) -> Result<()> {
         bail!("--quality {}: JPEG quality is 1–100", args.quality);
     }
     // Every official split's videos (HMDB-51 leaves some out of each), and each split's lists.
-    let splits: Vec<u32> = if args.list.is_some() {
+    let splits: Vec<u32> = if which.list.is_some() {
         vec![1]
     } else {
         (1..=conv.splits).collect()
@@ -100,8 +85,8 @@ pub fn run(args: &PrepareArgs, registry: &Registry) -> Result<()> {
     for &k in &splits {
         let opts = DataOptions {
             root: root.clone(),
-            list: args.list.clone(),
-            labels: args.labels.clone(),
+            list: which.list.clone(),
+            labels: which.labels.clone(),
             split: k,
             frame_pattern: None,
         };
@@ -115,14 +100,14 @@ pub fn run(args: &PrepareArgs, registry: &Registry) -> Result<()> {
                 continue;
             }
             Err(e) => {
-                return Err(e).with_context(|| format!("reading dataset {}", args.dataset));
+                return Err(e).with_context(|| format!("reading dataset {}", which.dataset));
             }
         };
         let layout = ds.layout();
         if layout.found.is_none() {
             bail!(
                 "dataset {}: no videos found under {}; looked for {}",
-                args.dataset,
+                which.dataset,
                 root.display(),
                 layout
                     .looked
@@ -132,7 +117,7 @@ pub fn run(args: &PrepareArgs, registry: &Registry) -> Result<()> {
                     .join(", ")
             );
         }
-        let suffix = if conv.splits > 1 && args.list.is_none() {
+        let suffix = if conv.splits > 1 && which.list.is_none() {
             format!("_split{k}")
         } else {
             String::new()
@@ -162,7 +147,7 @@ pub fn run(args: &PrepareArgs, registry: &Registry) -> Result<()> {
     };
     println!(
         "prepare {}: {} videos → {} frame folders in {} ({}, shorter side {}, {} fps, {jobs} at once)",
-        args.dataset,
+        which.dataset,
         plan.jobs.len(),
         plan.folders(),
         args.out.join("frames").display(),
@@ -238,7 +223,7 @@ pub fn run(args: &PrepareArgs, registry: &Registry) -> Result<()> {
         args.out.join(&summary.manifest.labels).display(),
         args.out.join(prepare::MANIFEST).display()
     );
-    let list = match (&args.list, summary.manifest.lists.get("list")) {
+    let list = match (&which.list, summary.manifest.lists.get("list")) {
         (Some(_), Some(l)) => format!(
             " --list {} --labels {}",
             args.out.join(l).display(),
@@ -248,7 +233,7 @@ pub fn run(args: &PrepareArgs, registry: &Registry) -> Result<()> {
     };
     println!(
         "read it with: cargo xtask data {} --root {}{list}",
-        args.dataset,
+        which.dataset,
         args.out.display()
     );
     Ok(())
