@@ -170,6 +170,30 @@ pub fn span_frames(span: [f64; 2], r: f64, n: usize) -> std::ops::Range<usize> {
     frame_at(span[0], r).min(n)..frame_at(span[1], r).min(n)
 }
 
+/// The frames of a segment (seconds `[start, end)`, ActivityNet's training instances) of a
+/// video file; an error when the file gives no frame rate or the segment holds no frame.
+pub fn segment(path: &Path, span: [f64; 2]) -> Result<std::ops::Range<usize>, VideoError> {
+    let (r, n) = rate_and_count(path)?;
+    if r <= 0.0 {
+        return Err(VideoError::Invalid(format!(
+            "{}: no frame rate, so the segment {:.2}–{:.2} s cannot be found",
+            path.display(),
+            span[0],
+            span[1]
+        )));
+    }
+    let frames = span_frames(span, r, n);
+    if frames.is_empty() {
+        return Err(VideoError::Invalid(format!(
+            "{}: the segment {:.2}–{:.2} s holds no frame",
+            path.display(),
+            span[0],
+            span[1]
+        )));
+    }
+    Ok(frames)
+}
+
 /// A video file's frame rate (0 when it gives none) and its frame count as
 /// [`frame_count`] gives it.
 pub fn rate_and_count(path: &Path) -> Result<(f64, usize), VideoError> {

@@ -70,26 +70,6 @@ pub struct VideoFileSource {
 }
 
 #[cfg(feature = "video")]
-impl VideoFileSource {
-    /// The frames of video `i`'s segment (ActivityNet's training instances).
-    fn span(&self, i: usize) -> Result<std::ops::Range<usize>, VideoError> {
-        let v = &self.videos[i];
-        let span = v.span.unwrap_or([0.0, f64::INFINITY]);
-        let path = self.root.join(&v.path);
-        let (r, n) = crate::decode::rate_and_count(&path)?;
-        if r <= 0.0 {
-            return Err(VideoError::Invalid(format!(
-                "{}: no frame rate, so the segment {:.2}–{:.2} s cannot be found",
-                path.display(),
-                span[0],
-                span[1]
-            )));
-        }
-        Ok(crate::decode::span_frames(span, r, n))
-    }
-}
-
-#[cfg(feature = "video")]
 impl ClipSource for VideoFileSource {
     fn len(&self) -> usize {
         self.videos.len()
@@ -103,27 +83,18 @@ impl ClipSource for VideoFileSource {
         let path = self.root.join(&v.path);
         match v.span {
             None => crate::decode::frame_count(&path).map_err(at),
-            Some(span) => {
-                let frames = self.span(i)?;
-                if frames.is_empty() {
-                    return Err(at(VideoError::Invalid(format!(
-                        "{}: the segment {:.2}–{:.2} s holds no frame",
-                        path.display(),
-                        span[0],
-                        span[1]
-                    ))));
-                }
-                Ok(frames.len())
-            }
+            Some(span) => crate::decode::segment(&path, span)
+                .map(|f| f.len())
+                .map_err(at),
         }
     }
     fn frames(&self, i: usize, indices: &[usize]) -> Result<Vec<RgbImage>, VideoError> {
         let path = self.root.join(&self.videos[i].path);
         match self.videos[i].span {
             None => crate::decode::frames(&path, indices),
-            Some(_) => {
+            Some(span) => {
                 // A segment's frames are counted from its start.
-                let start = self.span(i)?.start;
+                let start = crate::decode::segment(&path, span)?.start;
                 let shifted: Vec<usize> = indices.iter().map(|k| k + start).collect();
                 crate::decode::frames(&path, &shifted)
             }

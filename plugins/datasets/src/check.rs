@@ -66,29 +66,15 @@ pub fn media(
                             None => t4v_video::decode::frame_count(&file)
                                 .and_then(|_| t4v_video::decode::frames(&file, &[0])),
                             // A segment (ActivityNet's training instances): its own frames.
-                            Some(_) => {
-                                use t4v_video::loader::ClipSource;
-                                let one = t4v_video::loader::VideoFileSource {
-                                    root: root.clone(),
-                                    videos: vec![t4v_video::Video {
-                                        path: v.path.clone(),
-                                        label: v.label,
-                                        frames: v.frames,
-                                        span: v.span,
-                                        source: PathBuf::new(),
-                                        line: 0,
-                                    }],
-                                };
-                                one.frame_count(0).and_then(|_| one.frames(0, &[0]))
-                            }
+                            Some(span) => t4v_video::decode::segment(&file, span)
+                                .and_then(|f| t4v_video::decode::frames(&file, &[f.start])),
                         };
                         if let Err(e) = read {
                             let reason = e.to_string();
-                            let reason = reason.strip_prefix(":0: ").unwrap_or(&reason);
                             let reason = reason
                                 .strip_prefix(&format!("{}: ", file.display()))
-                                .unwrap_or(reason)
-                                .to_string();
+                                .map(str::to_string)
+                                .unwrap_or(reason);
                             out.push(Problem {
                                 file,
                                 line: i + 1,

@@ -30,11 +30,24 @@ pub(crate) enum Official {
 
 /// Each video's frame folder under `frames/`: its annotation path without a video extension.
 pub(crate) fn folders(splits: &BTreeMap<String, Vec<Video>>) -> BTreeMap<String, Vec<PathBuf>> {
-    let mut f: BTreeMap<String, Vec<Video>> = splits.clone();
-    strip_extensions(&mut f);
-    f.into_iter()
-        .map(|(s, vs)| (s, vs.into_iter().map(|v| v.path).collect()))
+    splits
+        .iter()
+        .map(|(s, vs)| {
+            (
+                s.clone(),
+                vs.iter().map(|v| frame_folder(&v.path)).collect(),
+            )
+        })
         .collect()
+}
+
+/// A video's frame folder: its path without a video extension.
+fn frame_folder(path: &Path) -> PathBuf {
+    if has_video_extension(path) {
+        path.with_extension("")
+    } else {
+        path.to_path_buf()
+    }
 }
 
 /// A clip file's YouTube id: `v_<id>` (ActivityNet) or `<id>_<start:06>_<end:06>` (Kinetics).
@@ -71,15 +84,9 @@ fn index_ids(root: &Path, dirs: &[PathBuf]) -> HashMap<String, PathBuf> {
 /// The YouTube id an annotation path names: its file stem, without an ActivityNet instance's
 /// `_<k>` when `instance`.
 fn annotated_id(path: &Path, instance: bool) -> String {
-    let stem = path.file_name().unwrap_or_default().to_string_lossy();
-    let stem = stem
-        .strip_suffix(".mp4")
-        .or_else(|| {
-            VIDEO_EXTENSIONS
-                .iter()
-                .find_map(|e| stem.strip_suffix(&format!(".{e}")[..]))
-        })
-        .unwrap_or(&stem);
+    let stem = frame_folder(path);
+    let stem = stem.file_name().unwrap_or_default().to_string_lossy();
+    let stem = stem.as_ref();
     if instance
         && let Some((id, k)) = stem.rsplit_once('_')
         && !k.is_empty()
@@ -140,9 +147,7 @@ fn has_video_extension(p: &Path) -> bool {
 /// Frame folders drop the annotation's video extension.
 fn strip_extensions(splits: &mut BTreeMap<String, Vec<Video>>) {
     for v in splits.values_mut().flatten() {
-        if has_video_extension(&v.path) {
-            v.path.set_extension("");
-        }
+        v.path = frame_folder(&v.path);
     }
 }
 
