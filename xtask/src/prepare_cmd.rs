@@ -153,13 +153,13 @@ pub fn run(args: &PrepareArgs, registry: &Registry) -> Result<()> {
         args.out.join("frames").display(),
         opts.pattern,
         opts.extract.short_side,
-        fps.map_or("native".to_string(), |f| f.to_string()),
+        prepare::fps_name(fps),
     );
     let bar = std::io::stderr().is_terminal().then(|| {
         let b = indicatif::ProgressBar::new(plan.jobs.len() as u64);
         b.set_style(
             indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} videos, {msg} (ETA {eta})",
+                "{elapsed_precise} [{bar:30}] {pos}/{len} videos to extract, {msg} (ETA {eta})",
             )
             .expect("a valid template")
             .progress_chars("=> "),
@@ -167,20 +167,19 @@ pub fn run(args: &PrepareArgs, registry: &Registry) -> Result<()> {
         b
     });
     let mut last = Instant::now();
-    let mut first: Option<Tick> = None;
-    let summary = prepare::run(&plan, &opts, |t| {
-        let first = first.get_or_insert_with(|| t.clone());
+    let summary = prepare::run(&plan, &opts, |t: &Tick| {
+        // Progress and ETA count the videos this run extracts: those found done are no work.
+        let (made, todo) = (t.done - t.skipped, t.total - t.skipped);
         let rate = t.frames as f64 / t.elapsed.as_secs_f64().max(1e-3);
         let msg = format!("{} frames/s, {} failed", rate.round(), t.failed);
         if let Some(b) = &bar {
-            // The ETA counts only videos made in this run (done ones are skipped at once).
-            b.set_position(t.done as u64);
+            b.set_length(todo as u64);
+            b.set_position(made as u64);
             b.set_message(msg);
         } else if last.elapsed() >= Duration::from_secs(10) || t.done == t.total {
             last = Instant::now();
-            let made = t.done - first.done;
-            let eta = (made > 0)
-                .then(|| t.elapsed.as_secs_f64() / made as f64 * (t.total - t.done) as f64);
+            let eta =
+                (made > 0).then(|| t.elapsed.as_secs_f64() / made as f64 * (todo - made) as f64);
             println!(
                 "  {}/{} videos, {msg}{}",
                 t.done,

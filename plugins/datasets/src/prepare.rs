@@ -507,6 +507,7 @@ pub fn run(
     })
 }
 
-fn fps_name(fps: Option<f64>) -> String {
+/// A frame rate as the options spell it: a number, or `native`.
+pub fn fps_name(fps: Option<f64>) -> String {
     fps.map_or("native".into(), |f| f.to_string())
 }
