@@ -352,6 +352,12 @@ impl Store {
         Ok(())
     }
 
+    /// Marks the census as changing, before a write whose effect on the counts is known only
+    /// once it succeeds.
+    fn mark_changing(&self) -> Result<()> {
+        self.change(|_| {})
+    }
+
     /// What the store holds, as its census counts it.
     pub fn census(&self) -> Census {
         self.census.lock().expect("census lock").now
@@ -505,7 +511,7 @@ impl Store {
             rec.updated_ms = now_ms();
             let after = (rec.status, rec.attempts);
             if before != after {
-                self.change(|_| {})?;
+                self.mark_changing()?;
             }
             if self
                 .runs
@@ -847,7 +853,7 @@ impl Store {
             }
             n += 1;
         }
-        self.change(|_| {})?;
+        self.mark_changing()?;
         self.runs.apply_batch(runs)?;
         self.attempts.apply_batch(attempts)?;
         self.metrics.apply_batch(metrics)?;
