@@ -59,6 +59,15 @@ struct Pick {
 }
 
 impl Pick {
+    fn new(span: Option<[f64; 2]>, r: f64) -> Pick {
+        Pick {
+            first: span.map_or(0, |s| frame_at(s[0], r)),
+            end: span.map_or(usize::MAX, |s| frame_at(s[1], r)),
+            k: 0,
+            span,
+        }
+    }
+
     /// The source frame output `k` is, or `None` when `k` is past the target's end.
     fn source(&self, k: usize, r: f64, fps: Option<f64>) -> Option<usize> {
         match fps {
@@ -110,41 +119,28 @@ pub fn extract(
             "resampling and segments need the stream's frame rate",
         ));
     }
-    let mut picks: Vec<Pick> = targets
-        .iter()
-        .map(|t| Pick {
-            first: t.span.map_or(0, |s| frame_at(s[0], r)),
-            end: t.span.map_or(usize::MAX, |s| frame_at(s[1], r)),
-            k: 0,
-            span: t.span,
-        })
-        .collect();
+    let mut picks: Vec<Pick> = targets.iter().map(|t| Pick::new(t.span, r)).collect();
     // A resampled output just before a span's end may round up to the frame at the end.
     let last = picks
         .iter()
         .map(|p| p.end.saturating_add(opts.fps.is_some() as usize))
         .max()
         .unwrap_or(0);
-    let mut scaler: Option<(
+    // The resizer, for the source format and size it was made for, and the size it makes.
+    type Scaler = (
         ff::software::scaling::Context,
         (ff::format::Pixel, u32, u32),
-    )> = None;
+        (u32, u32),
+    );
+    let mut scaler: Option<Scaler> = None;
     let mut scaled = ff::frame::Video::empty();
-    let mut size = (0, 0);
     let mut i = 0usize;
     let mut err = None;
     for_each_frame(&mut o, video, |_, frame| {
-        let wanted: Vec<usize> = picks
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.source(p.k, r, opts.fps) == Some(i))
-            .map(|(t, _)| t)
-            .collect();
-        if !wanted.is_empty() {
+        if picks.iter().any(|p| p.source(p.k, r, opts.fps) == Some(i)) {
             let src = (frame.format(), frame.width(), frame.height());
-            if scaler.as_ref().is_none_or(|(_, s)| *s != src) {
+            if scaler.as_ref().is_none_or(|(_, s, _)| *s != src) {
                 let (w, h) = resized(src.1, src.2, opts.short_side);
-                size = (w, h);
                 match ff::software::scaling::Context::get(
                     src.0,
                     src.1,
@@ -154,14 +150,14 @@ pub fn extract(
                     h,
                     ff::software::scaling::Flags::BICUBIC,
                 ) {
-                    Ok(c) => scaler = Some((c, src)),
+                    Ok(c) => scaler = Some((c, src, (w, h))),
                     Err(e) => {
                         err = Some(fail(video, "resizing", e));
                         return false;
                     }
                 }
             }
-            let (ctx, _) = scaler.as_mut().expect("made above");
+            let (ctx, _, size) = scaler.as_mut().expect("made above");
             if let Err(e) = ctx.run(frame, &mut scaled) {
                 err = Some(fail(video, "resizing", e));
                 return false;
@@ -179,15 +175,15 @@ pub fn extract(
                     return false;
                 }
             };
-            for t in wanted {
+            for (p, t) in picks.iter_mut().zip(targets) {
                 // A resampled rate above the source's repeats a frame.
-                while picks[t].source(picks[t].k, r, opts.fps) == Some(i) {
-                    let path = targets[t].dir.join(pattern.name(picks[t].k));
+                while p.source(p.k, r, opts.fps) == Some(i) {
+                    let path = t.dir.join(pattern.name(p.k));
                     if let Err(source) = std::fs::write(&path, jpeg) {
                         err = Some(VideoError::Io { path, source });
                         return false;
                     }
-                    picks[t].k += 1;
+                    p.k += 1;
                 }
             }
         }
@@ -208,24 +204,20 @@ pub fn extract(
             format!("{i} of the {} frames its container lists decode", o.frames),
         ));
     }
+    let (width, height) = scaler.map_or((0, 0), |(_, _, size)| size);
     Ok(Extracted {
         frames: picks.iter().map(|p| p.k).collect(),
         decoded: i,
         fps: r,
-        width: size.0,
-        height: size.1,
+        width,
+        height,
     })
 }
 
 /// Frames [`extract`] writes for a video of `n` frames at `r` frames per second: the rule of the
 /// module's doc, for a caller that knows `n` (e.g. from `ffprobe -count_frames`).
 pub fn expected_frames(n: usize, r: f64, span: Option<[f64; 2]>, fps: Option<f64>) -> usize {
-    let p = Pick {
-        first: span.map_or(0, |s| frame_at(s[0], r)),
-        end: span.map_or(usize::MAX, |s| frame_at(s[1], r)),
-        k: 0,
-        span,
-    };
+    let p = Pick::new(span, r);
     let mut k = 0;
     while p.source(k, r, fps).is_some_and(|i| i < n) {
         k += 1;
