@@ -6,22 +6,9 @@ use std::process::Command;
 use serde_json::Value;
 
 mod common;
+use common::media::data;
 #[cfg(feature = "video")]
-use common::media::{clip, ucf_archive};
-
-fn data(args: &[&str]) -> (bool, Value, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .arg("data")
-        .args(args)
-        .output()
-        .unwrap();
-    let v = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
-    (
-        o.status.success(),
-        v,
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
+use common::media::{clip, kinetics_csvs, ucf_archive};
 
 fn frames(dir: &Path, pattern: impl Fn(usize) -> String, n: usize) {
     std::fs::create_dir_all(dir).unwrap();
@@ -280,19 +267,11 @@ fn official_layouts_as_the_archives_unpack() {
     // Kinetics: `train/<label>/<id>_<start>_<end>.mp4` (class sub-folders) and `val/` without
     // them, in WebM; one clip never downloaded.
     let root = d.path().join("k400");
-    let ann = root.join("annotations");
-    std::fs::create_dir_all(&ann).unwrap();
-    let header = "label,youtube_id,time_start,time_end,split\r\n";
-    std::fs::write(
-        ann.join("train.csv"),
-        format!("{header}abseiling,aaa,10,20,train\r\nair drumming,bbb,0,10,train\r\n"),
-    )
-    .unwrap();
-    std::fs::write(
-        ann.join("validate.csv"),
-        format!("{header}abseiling,ccc,5,15,val\r\nair drumming,ddd,1,11,val\r\n"),
-    )
-    .unwrap();
+    kinetics_csvs(
+        &root,
+        &["abseiling,aaa,10,20,train", "air drumming,bbb,0,10,train"],
+        &["abseiling,ccc,5,15,val", "air drumming,ddd,1,11,val"],
+    );
     clip(&root.join("train/abseiling/aaa_000010_000020.mp4"));
     clip(&root.join("train/air drumming/bbb_000000_000010.mp4"));
     clip(&root.join("val/ccc_000005_000015.webm"));

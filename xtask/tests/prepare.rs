@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 mod common;
-use common::media::{clip, clip_of, probe, ucf_archive};
+use common::media::{clip, clip_of, data, kinetics_csvs, probe, ucf_archive};
 
 fn xtask(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xtask"))
@@ -40,12 +40,10 @@ fn prepare(dataset: &str, root: &Path, out: &Path, extra: &[&str]) -> String {
 }
 
 fn data_json(args: &[&str]) -> Value {
-    let mut a = vec!["data"];
-    a.extend_from_slice(args);
-    a.push("--json");
-    let o = xtask(&a);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).unwrap()
+    let args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
+    let (ok, j, err) = data(&args);
+    assert!(ok, "{err}");
+    j
 }
 
 /// The files of a frame folder, sorted.
@@ -265,19 +263,14 @@ fn ucf_and_hmdb_become_the_references_frame_folders() {
 fn kinetics_resamples_and_activitynet_cuts_segments() {
     let d = tempfile::tempdir().unwrap();
     let src = d.path().join("k400");
-    let ann = src.join("annotations");
-    std::fs::create_dir_all(&ann).unwrap();
-    let header = "label,youtube_id,time_start,time_end,split\r\n";
-    std::fs::write(
-        ann.join("train.csv"),
-        format!("{header}abseiling,aaa,10,20,train\r\n\"air drumming\",bbb,0,10,train\r\n"),
-    )
-    .unwrap();
-    std::fs::write(
-        ann.join("validate.csv"),
-        format!("{header}abseiling,ccc,5,15,val\r\n"),
-    )
-    .unwrap();
+    kinetics_csvs(
+        &src,
+        &[
+            "abseiling,aaa,10,20,train",
+            "\"air drumming\",bbb,0,10,train",
+        ],
+        &["abseiling,ccc,5,15,val"],
+    );
     let videos = [
         (
             "train/abseiling/aaa_000010_000020.mp4",

@@ -4,6 +4,37 @@
 use std::path::Path;
 use std::process::Command;
 
+use serde_json::Value;
+
+/// `xtask data <args>`: whether it succeeded, its JSON (`Null` without `--json`), its stderr.
+pub fn data(args: &[&str]) -> (bool, Value, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("data")
+        .args(args)
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+    (
+        o.status.success(),
+        v,
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Kinetics' DeepMind CSVs under `root/annotations/` (CRLF lines): `train.csv` and
+/// `validate.csv` of `label,youtube_id,time_start,time_end,split` rows.
+pub fn kinetics_csvs(root: &Path, train: &[&str], val: &[&str]) {
+    let ann = root.join("annotations");
+    std::fs::create_dir_all(&ann).unwrap();
+    for (file, rows) in [("train.csv", train), ("validate.csv", val)] {
+        let body: String = std::iter::once("label,youtube_id,time_start,time_end,split")
+            .chain(rows.iter().copied())
+            .map(|l| format!("{l}\r\n"))
+            .collect();
+        std::fs::write(ann.join(file), body).unwrap();
+    }
+}
+
 /// A one-second test clip made with the ffmpeg command line (codec from the extension).
 pub fn clip(path: &Path) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
