@@ -371,10 +371,8 @@ fn sigint_and_sigterm_stop_a_sweep_and_record_its_runs_interrupted() {
     let body = r#"let s = sweep("slow");
         s.seeds([0, 1, 2]);
         s.add(#{ kind: "selftest", params: #{ sleep_ms: 60000 } });"#;
-    for (sig, name, code) in [
-        (libc::SIGINT, "SIGINT", 130),
-        (libc::SIGTERM, "SIGTERM", 143),
-    ] {
+    // A sweep of 3 slow runs, 2 of them started.
+    let start = || {
         let env = Env::new();
         let script = env.script("slow.rhai", body);
         let child = env
@@ -383,6 +381,13 @@ fn sigint_and_sigterm_stop_a_sweep_and_record_its_runs_interrupted() {
             .spawn()
             .unwrap();
         wait_for_run_folders(&env, 2);
+        (env, script, child)
+    };
+    for (sig, name, code) in [
+        (libc::SIGINT, "SIGINT", 130),
+        (libc::SIGTERM, "SIGTERM", 143),
+    ] {
+        let (env, _, child) = start();
         unsafe { libc::kill(child.id() as i32, sig) };
         let o = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
@@ -415,14 +420,7 @@ fn sigint_and_sigterm_stop_a_sweep_and_record_its_runs_interrupted() {
     }
 
     // Twice: the coordinator ends at once, recording nothing; the next sweep recovers the runs.
-    let env = Env::new();
-    let script = env.script("slow.rhai", body);
-    let child = env
-        .cmd(&["sweep", script.to_str().unwrap(), "--jobs", "2"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_run_folders(&env, 2);
+    let (env, script, child) = start();
     // (Two SIGINTs sent at once may merge into one pending signal; SIGTERM after it does not.)
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
