@@ -83,8 +83,31 @@ pub fn write(cache_dir: &Path, determinants: &Value, f: &Features) -> Result<Pat
         path: tmp.clone(),
         message: e.to_string(),
     })?;
+    t4v_fault::point("cache.partial");
     std::fs::rename(&tmp, &target).map_err(io(&target))?;
+    remove_strays(&target);
     Ok(target)
+}
+
+/// Removes the temporary files of `target` that killed writers left (their names end in another
+/// process's id; a writer alive now has its own name and its rename does not need the file).
+fn remove_strays(target: &Path) {
+    let (Some(dir), Some(stem)) = (target.parent(), target.file_stem()) else {
+        return;
+    };
+    let prefix = format!("{}.tmp-", stem.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix(&prefix)
+            && pid.parse::<u32>().is_ok_and(|p| p != std::process::id())
+            && !std::path::Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Reads the cache for `determinants`: `Ok(None)` when there is none, `Err` when the file is
@@ -223,11 +246,19 @@ mod tests {
             err.starts_with(&p.display().to_string()) && err.contains("checksum"),
             "{err}"
         );
+        // What a writer killed before its rename left is removed by the next write.
+        std::fs::write(p.with_extension("tmp-999999999"), b"partial").unwrap();
         write(d.path(), &det, &f).unwrap();
         assert!(read(d.path(), &det).unwrap().is_some());
         assert!(
             std::fs::read_dir(d.path()).unwrap().count() == 1,
             "no temporary files left"
+        );
+        t4v_fault::record(
+            "Damaged files",
+            "feature cache: cut short; one bit of a feature flipped; a killed writer's temporary file",
+            3,
+            "each an error naming the file (the features run rebuilds it), the stray removed by the next write",
         );
     }
 }
