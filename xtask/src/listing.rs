@@ -281,12 +281,25 @@ pub fn show(results: &Path, run: &str, json: bool) -> Result<()> {
         }
     }
     for ((split, name), s) in &series {
-        let pts: Vec<String> = s
-            .points()
-            .iter()
-            .map(|(st, v)| format!("{st}:{v:.4}"))
-            .collect();
-        println!("series {split}/{name}: {}", pts.join(" "));
+        let fmt = |p: &[(u64, f64)]| {
+            p.iter()
+                .map(|(st, v)| format!("{st}:{v:.4}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let p = s.points();
+        // A per-step series of a long run holds tens of thousands of points: its ends (`--json`
+        // has them all).
+        if p.len() > 12 {
+            println!(
+                "series {split}/{name} ({} points): {} … {}",
+                p.len(),
+                fmt(&p[..4]),
+                fmt(&p[p.len() - 4..])
+            );
+        } else {
+            println!("series {split}/{name}: {}", fmt(p));
+        }
     }
     for (name, path) in &r.artefacts {
         println!("artefact {name}: {path}");

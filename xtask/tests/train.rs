@@ -214,6 +214,12 @@ fn train_learns_and_its_checkpoints_evaluate_single_and_multi_view() {
 #[test]
 fn a_re_attempted_train_run_resumes_from_its_checkpoint() {
     resumes(&[], false);
+    t4v_fault::record(
+        "Process killed (SIGKILL)",
+        "`train` sweep killed after an epoch's checkpoint, then rerun",
+        1,
+        "resumed after that epoch; every epoch's loss recorded once",
+    );
 }
 
 /// The checkpoint damaged while no attempt ran (a flipped byte in its weights, which still
@@ -226,12 +232,24 @@ fn a_damaged_checkpoint_is_not_loaded_and_the_run_starts_afresh() {
             && log.contains("model.mpk: its bytes do not match the checksum saved with it"),
         "{log}"
     );
+    t4v_fault::record(
+        "Damaged files",
+        "`train` checkpoint: a flipped byte in model.mpk (which still decodes)",
+        1,
+        "not loaded: the log names the file and says the run starts afresh; every epoch once",
+    );
 }
 
 #[test]
 fn a_re_attempted_data_parallel_train_run_resumes_from_its_checkpoint() {
     let log = resumes(&["--devices-per-run", "2"], false);
     assert!(log.contains("data-parallel over 2 peers"), "{log}");
+    t4v_fault::record(
+        "Process killed (SIGKILL)",
+        "data-parallel `train` sweep (2 peers) killed after an epoch's checkpoint, then rerun",
+        1,
+        "every peer resumed from the one checkpoint; every epoch once",
+    );
 }
 
 /// Kills a `train` sweep (run with `args`) after its first checkpoint (then, with `damage`,
@@ -292,6 +310,192 @@ fn resumes(args: &[&str], damage: bool) -> String {
     let done: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
     assert_eq!(done["epoch"], 3);
     log
+}
+
+/// Kills the sweep of `script` with SIGKILL once its run's `last` checkpoint satisfies `when`
+/// (read as the worker writes it); the loop state it left.
+fn kill_when(env: &Env, script: &Path, when: impl Fn(&Value) -> bool) -> Value {
+    let mut child = env
+        .cmd(&["sweep", script.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = common::first_checkpoint(&env.results(), 300);
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        // A read may meet the folder mid-swap: try again.
+        let now = std::fs::read_to_string(&state)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok());
+        if now.as_ref().is_some_and(&when) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never reached");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    unsafe { libc_kill(child.id() as i32, 9) };
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap()
+}
+
+/// Every series of a run (`split/name` → points), read with `show`.
+fn all_series(env: &Env, id: &str) -> std::collections::BTreeMap<String, Value> {
+    let o = env.cmd(&["show", id, "--json"]).output().unwrap();
+    let show: Value = serde_json::from_slice(&o.stdout).unwrap();
+    show["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                format!(
+                    "{}/{}",
+                    s["split"].as_str().unwrap(),
+                    s["name"].as_str().unwrap()
+                ),
+                serde_json::json!({ "steps": s["steps"], "values": s["values"] }),
+            )
+        })
+        .collect()
+}
+
+/// The second attempt's log of the one run of a sweep run again to completion.
+fn rerun(env: &Env, script: &Path) -> (Value, String) {
+    let o = env
+        .cmd(&["sweep", script.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stderr);
+    assert!(out.contains("1 succeeded, 0 failed"), "{out}");
+    let r = env.runs()[0].clone();
+    assert_eq!(r["attempts"].as_array().unwrap().len(), 2, "{r}");
+    assert_eq!(r["attempts"][0]["outcome"], "interrupted");
+    let log = std::fs::read_to_string(
+        env.results()
+            .join("runs")
+            .join(r["id"].as_str().unwrap())
+            .join("attempt-2.stderr.log"),
+    )
+    .unwrap();
+    (r, log)
+}
+
+/// A `train` run killed with SIGKILL in the middle of an epoch continues from its latest step
+/// checkpoint on the same samples: every optimiser step's loss (`train/step_loss`), the epochs'
+/// losses and the validation series equal those of an uninterrupted run bit for bit, and the
+/// second attempt trains only the steps after the checkpoint.
+#[test]
+fn a_train_run_killed_mid_epoch_resumes_at_its_step_with_the_same_losses() {
+    let body = r#"let s = sweep("m");
+        let t = BASE; t.kind = "train";
+        t.optim = #{ lr: 1e-3, epochs: 2, warmup_epochs: 1, batch_size: 32 };
+        t.params = #{ checkpoint_every: 3 };
+        s.add(t);"#;
+    let whole = Env::new();
+    let script = whole.script("m.rhai", body);
+    assert!(whole.sweep(&script).contains("1 succeeded, 0 failed"));
+    let id = whole.runs()[0]["id"].as_str().unwrap().to_string();
+    let expected = all_series(&whole, &id);
+    // 1152 training videos in micro-batches of 32: 36 steps an epoch.
+    let steps = expected["train/step_loss"]["steps"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(steps, 72, "{}", expected["train/step_loss"]);
+
+    let env = Env::new();
+    let script = env.script("m.rhai", body);
+    let saved = kill_when(&env, &script, |s| s["iteration"].as_u64() >= Some(6));
+    let (epoch, iteration) = (
+        saved["epoch"].as_u64().unwrap(),
+        saved["iteration"].as_u64().unwrap(),
+    );
+    assert!(
+        iteration > 0 && iteration % 3 == 0,
+        "killed mid-epoch: {saved}"
+    );
+    // (The two runs' ids differ: the specs name their own copies of the model.)
+    let (r, log) = rerun(&env, &script);
+    assert!(
+        log.contains(&format!(
+            "resuming from the checkpoint after step {iteration} of epoch {} (iteration {iteration} of 36, attempt 2)",
+            epoch + 1
+        )),
+        "{log}"
+    );
+    let done = epoch * 36 + iteration;
+    assert!(
+        log.contains(&format!(
+            "this attempt trained optimiser steps {} to 72 of 72",
+            done + 1
+        )),
+        "no step trained twice: {log}"
+    );
+    let got = all_series(&env, r["id"].as_str().unwrap());
+    assert_eq!(got, expected, "the series of an uninterrupted run");
+    t4v_fault::record(
+        "Process killed (SIGKILL)",
+        "`train` sweep killed mid-epoch (checkpoints every 3 of 36 steps), then rerun",
+        1,
+        &format!(
+            "resumed after step {iteration} of epoch {}; the 72 step losses, epoch losses and validation equal an uninterrupted run's bit for bit; no step trained twice",
+            epoch + 1
+        ),
+    );
+}
+
+/// `pretrain` checkpoints (every step here) and a re-attempt continues where the killed one
+/// stopped: its series and the model it saves equal an uninterrupted run's, byte for byte.
+#[test]
+fn a_killed_pretrain_run_resumes_to_the_same_model() {
+    let body = r#"let s = sweep("p");
+        s.add(#{ kind: "pretrain",
+            model: #{ frames: 2, input_size: 32 },
+            data: #{ dataset: "synthetic-pretrain" },
+            optim: #{ epochs: 2, warmup_epochs: 1, lr: 1e-3, batch_size: 16 },
+            params: #{ per_class: 2, width: 16, heads: 2, layers: 1, patch: 8, embed_dim: 48,
+                       checkpoint_every: 1 } });"#;
+    let whole = Env::new();
+    let script = whole.script("p.rhai", body);
+    assert!(whole.sweep(&script).contains("1 succeeded, 0 failed"));
+    let id = whole.runs()[0]["id"].as_str().unwrap().to_string();
+    let model = |env: &Env| {
+        std::fs::read(
+            env.results()
+                .join("runs")
+                .join(&id)
+                .join("model/model.safetensors"),
+        )
+        .unwrap()
+    };
+
+    let env = Env::new();
+    let script = env.script("p.rhai", body);
+    let saved = kill_when(&env, &script, |s| {
+        s["epoch"].as_u64() == Some(1) || s["iteration"].as_u64() >= Some(2)
+    });
+    assert!(
+        saved["epoch"].as_u64() < Some(2),
+        "killed before the end: {saved}"
+    );
+    let (_, log) = rerun(&env, &script);
+    assert!(
+        log.contains(&format!(
+            "resuming from the checkpoint after step {} of epoch {} (attempt 2)",
+            saved["iteration"],
+            saved["epoch"].as_u64().unwrap() + 1
+        )),
+        "{log}"
+    );
+    assert_eq!(all_series(&env, &id), all_series(&whole, &id));
+    assert!(model(&env) == model(&whole), "the same weights");
+    t4v_fault::record(
+        "Process killed (SIGKILL)",
+        "`pretrain` sweep killed after a step's checkpoint, then rerun",
+        1,
+        "resumed at that step; its series equal an uninterrupted run's and its model.safetensors is byte-identical",
+    );
 }
 
 #[test]

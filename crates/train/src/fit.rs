@@ -119,8 +119,10 @@ pub fn targets<B: t4v_fused::FusedBackend>(
     Tensor::from_data(data, device)
 }
 
-/// Where a training run is, saved with each checkpoint.
+/// Where a training run is, saved with each checkpoint. (Fields added later default, so older
+/// checkpoints still read.)
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LoopState {
     /// Epochs completed (the next epoch to run).
     pub epoch: u32,
@@ -129,6 +131,29 @@ pub struct LoopState {
     pub best_epoch: Option<u32>,
     /// Width of W (differs from the embedding for BERT inits) and number of classes.
     pub classifier_shape: [usize; 2],
+    /// Micro-batches of epoch `epoch` (0-based: the one in progress) trained before this
+    /// checkpoint, 0 at an epoch boundary, and the loader's position after them.
+    pub iteration: usize,
+    pub position: usize,
+    /// The epoch's micro-batch losses so far (sum, count), for its mean.
+    pub loss_sum: f64,
+    pub loss_count: usize,
+    /// Samples the epoch skipped so far (`data.on_error: skip`), with the reason.
+    pub skipped: Vec<(usize, String)>,
+    /// The latest validation top-1 (`pretrain`, which keeps no best checkpoint).
+    pub val_top1: Option<f64>,
+}
+
+impl LoopState {
+    /// Forgets the progress within an epoch (at its end).
+    pub fn end_epoch(&mut self, epoch: u32) {
+        self.epoch = epoch;
+        self.iteration = 0;
+        self.position = 0;
+        self.loss_sum = 0.0;
+        self.loss_count = 0;
+        self.skipped.clear();
+    }
 }
 
 fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {
@@ -164,6 +189,7 @@ pub fn save_model<B: FusedAutodiffBackend, M: AutodiffModule<B>>(
         .clone()
         .save_file(tmp.join("model"), &recorder())
         .map_err(|e| err(&tmp, e))?;
+    t4v_fault::point("checkpoint.partial");
     if let Some(f) = optim {
         recorder()
             .record(f.optim.to_record(), tmp.join("optimizer"))
@@ -183,6 +209,7 @@ pub fn save_model<B: FusedAutodiffBackend, M: AutodiffModule<B>>(
     if dir.exists() {
         let _ = std::fs::remove_dir_all(&old);
         std::fs::rename(dir, &old).map_err(|e| err(dir, e))?;
+        t4v_fault::point("checkpoint.swap");
     }
     std::fs::rename(&tmp, dir).map_err(|e| err(dir, e))?;
     let _ = std::fs::remove_dir_all(&old);
@@ -241,6 +268,23 @@ pub fn existing(dir: &Path) -> Option<PathBuf> {
     [dir.to_path_buf(), old]
         .into_iter()
         .find(|d| d.join("model.mpk").exists())
+}
+
+/// The checkpoint a re-attempt continues from: `Ok(None)` when `last` (or what a crash mid-swap
+/// left of it) does not exist, its folder, model and loop state when it verifies and loads, and
+/// the error naming the damaged file otherwise (the caller says so and starts afresh).
+pub fn resume<B: t4v_fused::FusedBackend, M: burn::module::Module<B>>(
+    last: &Path,
+    model: M,
+    device: &B::Device,
+) -> Result<Option<(PathBuf, M, LoopState)>, CheckpointError> {
+    let Some(dir) = existing(last) else {
+        return Ok(None);
+    };
+    verify(&dir)?;
+    let m = load_model(&dir, model, device)?;
+    let s: LoopState = read_json(&dir, "state.json")?;
+    Ok(Some((dir, m, s)))
 }
 
 /// Loads `dir/model.mpk` into `model` (whose structure must match).

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod classifier;
 pub mod encoder;
 pub mod fit;
+pub mod history;
 pub mod init;
 pub mod metrics;
 pub mod model;

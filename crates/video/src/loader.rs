@@ -276,7 +276,21 @@ pub struct Epoch {
 
 /// Starts the workers of epoch `epoch`.
 pub fn epoch(source: Arc<dyn ClipSource>, cfg: LoaderConfig, epoch: u64) -> Epoch {
+    epoch_from(source, cfg, epoch, 0)
+}
+
+/// Starts epoch `epoch` at position `start` of its order (a run resumed mid-epoch, `start` from
+/// [`Epoch::position`]): the batches that follow are those an epoch started at 0 yields after
+/// reaching `start`, since the order and every sample's augmentation depend only on the seed,
+/// the epoch and the sample.
+pub fn epoch_from(
+    source: Arc<dyn ClipSource>,
+    cfg: LoaderConfig,
+    epoch: u64,
+    start: usize,
+) -> Epoch {
     let n = source.len();
+    let start = start.min(n);
     let mut order: Vec<usize> = (0..n).collect();
     if cfg.shuffle {
         let mut rng = rng(cfg
@@ -291,8 +305,8 @@ pub fn epoch(source: Arc<dyn ClipSource>, cfg: LoaderConfig, epoch: u64) -> Epoc
         cfg,
         epoch,
         order,
-        next: AtomicUsize::new(0),
-        consumed: Mutex::new(0),
+        next: AtomicUsize::new(start),
+        consumed: Mutex::new(start),
         wake: Condvar::new(),
         stop: AtomicBool::new(false),
     });
@@ -308,7 +322,7 @@ pub fn epoch(source: Arc<dyn ClipSource>, cfg: LoaderConfig, epoch: u64) -> Epoc
         rx,
         workers: handles,
         pending: BTreeMap::new(),
-        pos: 0,
+        pos: start,
         skipped: Vec::new(),
         failed: false,
     }
@@ -339,6 +353,12 @@ fn worker(s: &Shared, tx: &SyncSender<(usize, Result<Vec<f32>, VideoError>)>) {
 }
 
 impl Epoch {
+    /// Positions of the epoch's order consumed so far (skipped samples included): where
+    /// [`epoch_from`] continues.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
     fn take(&mut self, pos: usize) -> Option<Result<Vec<f32>, VideoError>> {
         while !self.pending.contains_key(&pos) {
             match self.rx.recv() {
@@ -484,6 +504,25 @@ mod tests {
         let mut e = epoch(synthetic(40), cfg(2), 0);
         assert!(e.next().is_some());
         drop(e);
+    }
+
+    #[test]
+    fn an_epoch_resumed_at_a_position_yields_the_rest_of_the_same_epoch() {
+        let whole: Vec<Batch> = epoch(synthetic(10), cfg(2), 3)
+            .map(|b| b.unwrap())
+            .collect();
+        let mut first = epoch(synthetic(10), cfg(2), 3);
+        first.next().unwrap().unwrap();
+        assert_eq!(first.position(), 4);
+        let rest: Vec<Batch> = epoch_from(synthetic(10), cfg(1), 3, first.position())
+            .map(|b| b.unwrap())
+            .collect();
+        assert_eq!(rest.len(), whole.len() - 1);
+        for (x, y) in whole[1..].iter().zip(&rest) {
+            assert_eq!(x.indices, y.indices);
+            assert_eq!(x.pixels, y.pixels, "same augmentation");
+        }
+        assert_eq!(epoch_from(synthetic(10), cfg(1), 3, 10).count(), 0);
     }
 
     #[test]

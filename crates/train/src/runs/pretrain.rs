@@ -10,6 +10,10 @@
 //! is — which separates the motion axes (horizontal, vertical, scale) but not their direction,
 //! since a mean over frames is blind to their order. Direction is left to the temporal heads
 //! trained downstream.
+//!
+//! Checkpointed (`checkpoint/last`: model, optimiser, loop state) at every epoch end and every
+//! `checkpoint_every` steps; a re-attempt continues from it on the same batches and captions,
+//! which are drawn from the seed and the epoch alone.
 
 use std::sync::Arc;
 use t4v_fused::{FusedAutodiffBackend, FusedBackend};
@@ -20,12 +24,14 @@ use burn::tensor::{Int, Tensor, TensorData};
 use t4v_clip::{Activation, ClipConfig, ClipModel, ClipTokenizer, TextConfig, VisionConfig};
 use t4v_core::{Family, Job, ParamDef, ParamType, PluginInfo, Reporter, RunError, RunKind};
 use t4v_video::Video;
-use t4v_video::loader::{ClipSource, epoch};
+use t4v_video::loader::{ClipSource, epoch_from};
 
 use super::{
     Body, eval_loader, eval_split, fail, on_backend, open_dataset, score_single_view, to_vec,
 };
 use crate::classifier::CosineClassifier;
+use crate::fit::{self, Fitter, LoopState};
+use crate::history::{self, History};
 use crate::metrics::accuracy;
 use crate::parallel::{PeerCtx, Replicas, peer_threads};
 use crate::schedule::WarmupCosine;
@@ -89,6 +95,12 @@ static PRETRAIN: PluginInfo = PluginInfo {
             ty: ParamType::Int,
             default: "0",
             doc: "training videos per class (0 = all)",
+        },
+        ParamDef {
+            name: "checkpoint_every",
+            ty: ParamType::Int,
+            default: "250",
+            doc: "steps between checkpoints within an epoch (0: at epoch ends only); a re-attempt continues after the latest",
         },
     ],
 };
@@ -357,13 +369,63 @@ fn pretrain<B: FusedAutodiffBackend>(
 
     let o = &spec.optim;
     let peers = job.peers.max(1);
-    let mut replicas = Replicas::new(
-        peers,
-        peer_threads(peers),
-        ClipModel::<B>::init_random(&config, spec.seed, device),
-        device,
-        |m, _| Ok(crate::fit::Fitter::new(o, 1, m)),
-    )?;
+    let checkpoint_every = param(job, "checkpoint_every")?;
+    let last_dir = job.run_dir.join("checkpoint").join("last");
+    let mut state = LoopState::default();
+    let fresh = ClipModel::<B>::init_random(&config, spec.seed, device);
+    let (model, resume) = match fit::resume(&last_dir, fresh.clone(), device) {
+        Ok(None) => (fresh, None),
+        Ok(Some((dir, m, s))) => {
+            state = s;
+            reporter.log(format!(
+                "resuming from the checkpoint after step {} of epoch {} (attempt {})",
+                state.iteration,
+                state.epoch + 1,
+                job.attempt
+            ));
+            (m, Some(dir))
+        }
+        Err(e) => {
+            reporter.log(format!(
+                "not resuming: the checkpoint is unusable ({e}); starting from the beginning"
+            ));
+            (fresh, None)
+        }
+    };
+    // The points the checkpoint had reported, again: the store may have missed the last ones.
+    let mut history = History::default();
+    if let Some(dir) = &resume {
+        if dir.join(history::FILE).exists() {
+            history = fit::read_json(dir, history::FILE).map_err(fail)?;
+        }
+        history.replay(reporter);
+    }
+    let mut replicas = Replicas::new(peers, peer_threads(peers), model, device, |m, d| {
+        let f = Fitter::new(o, 1, m);
+        match &resume {
+            Some(dir) => f.load(dir, d).map_err(fail),
+            None => Ok(f),
+        }
+    })?;
+    let save = |model: &ClipModel<B>,
+                fitter: &Fitter<B, ClipModel<B>>,
+                state: &LoopState,
+                history: &History| {
+        fit::save_model(
+            &last_dir,
+            model,
+            &[
+                (
+                    "spec.json",
+                    serde_json::to_value(spec).expect("specs serialise"),
+                ),
+                ("state.json", serde_json::json!(state)),
+                (history::FILE, history.to_json()),
+            ],
+            Some(fitter),
+        )
+        .map_err(fail)
+    };
     let schedule = WarmupCosine {
         total_epochs: o.epochs as f64,
         warmup_epochs: o.warmup_epochs as f64,
@@ -373,9 +435,9 @@ fn pretrain<B: FusedAutodiffBackend>(
     let total = (iters * o.epochs as usize).max(1) as u64;
     let max_scale = 100f64.ln();
     let every = spec.eval.every.max(1);
-    let mut step = 0u64;
-    let mut last_top1 = None;
-    for e in 0..o.epochs {
+    let mut step = (state.epoch as usize * iters + state.iteration) as u64;
+    let mut last_top1 = state.val_top1;
+    for e in state.epoch..o.epochs {
         let mut rng = t4v_core::SplitMix64::new(spec.seed ^ (e as u64 + 1).wrapping_mul(0xA076));
         let order = distinct_class_order(&train, c, batch, &mut rng);
         let iters = order.len() / batch;
@@ -387,8 +449,11 @@ fn pretrain<B: FusedAutodiffBackend>(
             })
             .collect();
         let source = t4v_datasets::source_of(dataset.as_ref(), order).map_err(fail)?;
-        let mut sum = 0.0;
-        for (i, b) in epoch(source, eval_loader(spec, batch), e as u64).enumerate() {
+        let mut sum = state.loss_sum;
+        let mut i = state.iteration;
+        let mut batches = epoch_from(source, eval_loader(spec, batch), e as u64, state.position);
+        // Not a `for`: a checkpoint reads the loader's position between batches.
+        while let Some(b) = batches.next() {
             let b = b.map_err(fail)?;
             let n = b.labels.len();
             let factor = schedule.factor(e as f64 + i as f64 / iters.max(1) as f64);
@@ -421,9 +486,23 @@ fn pretrain<B: FusedAutodiffBackend>(
             sum += value;
             step += 1;
             reporter.progress(step, total);
+            i += 1;
+            if checkpoint_every > 0 && i.is_multiple_of(checkpoint_every) && i < iters {
+                state.iteration = i;
+                state.position = batches.position();
+                state.loss_sum = sum;
+                save(replicas.model(), replicas.fitter(), &state, &history)?;
+            }
         }
         let epoch_no = e as u64 + 1;
-        reporter.metric("train", "loss", epoch_no, sum / iters.max(1) as f64);
+        history.metric(
+            reporter,
+            "train",
+            "loss",
+            epoch_no,
+            sum / iters.max(1) as f64,
+        );
+        state.end_epoch(e + 1);
         if (e + 1).is_multiple_of(every) || e + 1 == o.epochs {
             let top1 = retrieval_top1(
                 &replicas.model().valid(),
@@ -433,9 +512,11 @@ fn pretrain<B: FusedAutodiffBackend>(
                 job,
                 device,
             )?;
-            reporter.metric("val", "top1", epoch_no, top1);
+            history.metric(reporter, "val", "top1", epoch_no, top1);
             last_top1 = Some(top1);
         }
+        state.val_top1 = last_top1;
+        save(replicas.model(), replicas.fitter(), &state, &history)?;
     }
     let model = replicas.finish()?;
     // The last epoch always validates: its figure is the final model's (no second pass).

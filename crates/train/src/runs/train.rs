@@ -1,8 +1,9 @@
 //! `train`: the paper's recipe end to end — CLIP frames → temporal head → cosine classifier
 //! with W from the spec's init, cross-entropy, AdamW on two groups, warm-up + cosine schedule,
 //! gradient accumulation to the global batch, validation every `eval.every` epochs, checkpoints
-//! `last` (with the optimiser) and `best` (by validation top-1), and resumption from `last` when
-//! a run is attempted again.
+//! `last` (with the optimiser; also every `checkpoint_every` optimiser steps, with the loader's
+//! position) and `best` (by validation top-1), and resumption from `last` when a run is
+//! attempted again — mid-epoch too, on the same samples in the same order.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use t4v_core::{
 };
 use t4v_video::Video;
 use t4v_video::augment::TrainAugment;
-use t4v_video::loader::{LoaderConfig, Mode, epoch};
+use t4v_video::loader::{LoaderConfig, Mode, epoch_from};
 
 use super::{
     Body, PRETRAINED, eval_loader, eval_split, fail, model_dir, on_backend, open_dataset,
@@ -28,6 +29,7 @@ use super::{
 use crate::classifier::CosineClassifier;
 use crate::encoder::ClipVideoEncoder;
 use crate::fit::{self, Fitter, LoopState};
+use crate::history::{self, History};
 use crate::init::{classifier_weights, text_tower};
 use crate::model::VideoClassifier;
 use crate::parallel::{Replicas, peer_threads};
@@ -50,6 +52,12 @@ static TRAIN: PluginInfo = PluginInfo {
             ty: ParamType::Int,
             default: "32",
             doc: "clips per forward pass when validating",
+        },
+        ParamDef {
+            name: "checkpoint_every",
+            ty: ParamType::Int,
+            default: "250",
+            doc: "optimiser steps between checkpoints within an epoch (0: at epoch ends only); a re-attempt continues after the latest, with the same sample order (a K400 epoch of the reference has 940 steps)",
         },
     ],
 };
@@ -184,6 +192,7 @@ fn train<B: FusedAutodiffBackend>(
         )));
     }
     let accumulation = global / micro;
+    let checkpoint_every = job.param_u64("checkpoint_every")? as usize;
     let train_videos = training_videos(spec, dataset.as_ref())?;
     let iters = train_videos.len() / micro;
     if iters == 0 {
@@ -213,28 +222,41 @@ fn train<B: FusedAutodiffBackend>(
     }
     // Resuming: every peer loads the same checkpoint — never a damaged one: that is said and
     // the run starts afresh.
-    let mut resume = fit::existing(&last_dir);
-    if let Some(dir) = resume.clone() {
-        let loaded = fit::verify(&dir).and_then(|_| {
-            let m = fit::load_model(&dir, model.clone(), device)?;
-            let s: LoopState = fit::read_json(&dir, "state.json")?;
-            Ok((m, s))
-        });
-        match loaded {
-            Ok((m, s)) => {
-                (model, state) = (m, s);
-                reporter.log(format!(
-                    "resuming from the checkpoint after epoch {} (attempt {})",
-                    state.epoch, job.attempt
-                ));
-            }
-            Err(e) => {
-                reporter.log(format!(
-                    "not resuming: the checkpoint is unusable ({e}); starting from the beginning"
-                ));
-                resume = None;
-            }
+    let mut resume = None;
+    match fit::resume(&last_dir, model.clone(), device) {
+        Ok(None) => {}
+        Ok(Some((dir, m, s))) => {
+            (model, state, resume) = (m, s, Some(dir));
+            let at = if state.iteration == 0 {
+                format!("after epoch {}", state.epoch)
+            } else {
+                format!(
+                    "after step {} of epoch {}",
+                    state.iteration.div_ceil(accumulation),
+                    state.epoch + 1
+                )
+            };
+            let within = if state.iteration == 0 {
+                String::new()
+            } else {
+                format!("iteration {} of {iters}, ", state.iteration)
+            };
+            reporter.log(format!(
+                "resuming from the checkpoint {at} ({within}attempt {})",
+                job.attempt
+            ));
         }
+        Err(e) => reporter.log(format!(
+            "not resuming: the checkpoint is unusable ({e}); starting from the beginning"
+        )),
+    }
+    // The points the checkpoint had reported, again: the store may have missed the last ones.
+    let mut history = History::default();
+    if let Some(dir) = &resume {
+        if dir.join(history::FILE).exists() {
+            history = fit::read_json(dir, history::FILE).map_err(fail)?;
+        }
+        history.replay(reporter);
     }
     if resume.is_none()
         && let Some(init) = job.needs.get("init")
@@ -291,11 +313,28 @@ fn train<B: FusedAutodiffBackend>(
     );
     let total = (epochs as usize * iters) as u64;
     let every = spec.eval.every.max(1);
+    // Optimiser steps: one per `accumulation` micro-batches, the last of an epoch flushed.
+    let steps_per_epoch = iters.div_ceil(accumulation);
+    let first_step = state.epoch as usize * steps_per_epoch + state.iteration / accumulation;
     for e in state.epoch..epochs {
-        let (mut sum, mut count) = (0.0f64, 0usize);
-        let mut factor = 0.0;
-        let mut batches = epoch(Arc::clone(&train_source), train_cfg.clone(), e as u64);
-        for (i, b) in (&mut batches).enumerate() {
+        let (mut sum, mut count) = (state.loss_sum, state.loss_count);
+        let first = state.iteration;
+        // The schedule's factor as the iterations before `first` left it.
+        let mut factor = (0..first)
+            .map(|i| stepper.at(e as usize, i))
+            .last()
+            .unwrap_or(0.0);
+        let mut batches = epoch_from(
+            Arc::clone(&train_source),
+            train_cfg.clone(),
+            e as u64,
+            state.position,
+        );
+        batches.skipped = std::mem::take(&mut state.skipped);
+        let mut step_loss = (0.0f64, 0usize);
+        let mut i = first;
+        // Not a `for`: a checkpoint reads the loader's position between batches.
+        while let Some(b) = batches.next() {
             let b = b.map_err(fail)?;
             factor = stepper.at(e as usize, i);
             let per = b.shape[1..].iter().product::<usize>();
@@ -321,13 +360,49 @@ fn train<B: FusedAutodiffBackend>(
             }
             sum += value;
             count += 1;
+            step_loss = (step_loss.0 + value, step_loss.1 + 1);
             reporter.progress((e as usize * iters + i + 1) as u64, total);
+            i += 1;
+            if i.is_multiple_of(accumulation) || i == iters {
+                // An optimiser step: its loss (the mean of its micro-batches) is a point of
+                // `train/step_loss`, and every `checkpoint_every` steps within the epoch a
+                // checkpoint holds where the epoch is.
+                let step = i.div_ceil(accumulation);
+                history.metric(
+                    reporter,
+                    "train",
+                    "step_loss",
+                    (e as usize * steps_per_epoch + step) as u64,
+                    step_loss.0 / step_loss.1 as f64,
+                );
+                step_loss = (0.0, 0);
+                if checkpoint_every > 0
+                    && step.is_multiple_of(checkpoint_every)
+                    && i < iters
+                    && i.is_multiple_of(accumulation)
+                {
+                    state.iteration = i;
+                    state.position = batches.position();
+                    state.loss_sum = sum;
+                    state.loss_count = count;
+                    state.skipped = batches.skipped.clone();
+                    save(
+                        &last_dir,
+                        replicas.model(),
+                        spec,
+                        (&state, &history),
+                        Some(replicas.fitter()),
+                    )?;
+                }
+            }
         }
         super::report_skipped(job, reporter, "train", &batches.skipped)?;
         let epoch_no = e + 1;
-        reporter.metric("train", "loss", epoch_no as u64, sum / count.max(1) as f64);
-        reporter.metric("train", "lr", epoch_no as u64, spec.optim.lr * factor);
-        state.epoch = epoch_no;
+        let mean = sum / count.max(1) as f64;
+        history.metric(reporter, "train", "loss", epoch_no as u64, mean);
+        let lr = spec.optim.lr * factor;
+        history.metric(reporter, "train", "lr", epoch_no as u64, lr);
+        state.end_epoch(epoch_no);
         if epoch_no.is_multiple_of(every) || epoch_no == epochs {
             let acc = validate::<B::InnerBackend>(
                 job,
@@ -340,21 +415,26 @@ fn train<B: FusedAutodiffBackend>(
                 dataset.metrics(),
                 &job.run_dir.join("per_class.csv"),
             )?;
-            reporter.metric("val", "top1", epoch_no as u64, acc);
+            history.metric(reporter, "val", "top1", epoch_no as u64, acc);
             if state.best_top1.is_none_or(|b| acc > b) {
                 state.best_top1 = Some(acc);
                 state.best_epoch = Some(epoch_no);
-                save(&best_dir, replicas.model(), spec, &state, None)?;
+                save(&best_dir, replicas.model(), spec, (&state, &history), None)?;
             }
         }
         save(
             &last_dir,
             replicas.model(),
             spec,
-            &state,
+            (&state, &history),
             Some(replicas.fitter()),
         )?;
     }
+    let all_steps = epochs as usize * steps_per_epoch;
+    reporter.log(format!(
+        "this attempt trained optimiser steps {} to {all_steps} of {all_steps}",
+        first_step + 1
+    ));
     let model = replicas.finish()?;
     super::write_classifier(job, reporter, model.classifier.weight.val(), &classes)?;
     reporter.artefact("checkpoint", &best_dir.to_string_lossy());
@@ -399,7 +479,7 @@ fn save<B: FusedAutodiffBackend>(
     dir: &Path,
     model: &VideoClassifier<B>,
     spec: &RunSpec,
-    state: &LoopState,
+    (state, history): (&LoopState, &History),
     fitter: Option<&Fitter<B, VideoClassifier<B>>>,
 ) -> Result<(), RunError> {
     fit::save_model(
@@ -411,6 +491,7 @@ fn save<B: FusedAutodiffBackend>(
                 serde_json::to_value(spec).expect("specs serialise"),
             ),
             ("state.json", json!(state)),
+            (history::FILE, history.to_json()),
         ],
         fitter,
     )
