@@ -8,6 +8,7 @@ mod data_cmd;
 mod listing;
 mod prepare_cmd;
 mod registry;
+mod reliability;
 mod report_cmd;
 mod sweep_cmd;
 
@@ -117,6 +118,17 @@ enum Cmd {
         #[arg(long, default_value_t = 10_000)]
         runs: usize,
     },
+    /// Run the fault-injection and hostile-input tests and write RELIABILITY.md from the
+    /// figures they record (a source checkout with its toolchain).
+    Reliability {
+        /// Trials of every randomised test (kills, damaged bytes, property cases); default:
+        /// the suite's own counts.
+        #[arg(long)]
+        trials: Option<u64>,
+        /// Where to write (default: RELIABILITY.md at the workspace root).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Stop a sweep's runs at Slurm (`scancel`) and record them as interrupted: the next
     /// `sweep` runs them again.
     Cancel {
@@ -169,6 +181,9 @@ fn run(cli: Cli) -> Result<()> {
                 _ => t4v_sweep::worker::Events::Stdout,
             };
             std::process::exit(t4v_sweep::worker::run(&job, &registry, events))
+        }
+        Cmd::Reliability { trials, out } => {
+            reliability::run(trials, &out.unwrap_or_else(reliability::default_out))
         }
         Cmd::Cancel { sweep } => listing::cancel(&cli.results, &sweep),
         Cmd::Sweep(args) => {

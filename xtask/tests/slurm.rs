@@ -212,6 +212,58 @@ fn detach_then_runs_records_what_ended_and_scancel_is_a_cancelled_attempt() {
     );
 }
 
+/// SIGINT of a sweep running through Slurm leaves its tasks there (they outlive any coordinator)
+/// and exits 130, saying how to follow or stop them; the next `sweep` follows them to the end
+/// without submitting anything again.
+#[test]
+fn sigint_of_a_slurm_sweep_leaves_its_tasks_running_and_the_next_sweep_follows_them() {
+    let Some(_cluster) = slurm() else { return };
+    let env = Env::new();
+    let script = env.script(
+        "i.rhai",
+        r#"let s = sweep("ctrl-c");
+        s.seeds([0, 1]);
+        s.add(#{ kind: "selftest", params: #{ sleep_ms: 500, epochs: 8 } });"#,
+    );
+    let script = script.to_str().unwrap();
+    let child = env
+        .cmd(&with(&["sweep", script, "--jobs", "2"], &SLURM))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while submitted(&env).len() < 2 {
+        assert!(Instant::now() < deadline, "nothing submitted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains(
+            "SIGINT: leaving 2 run(s) at Slurm (`sweep` again follows them, `cancel` stops them)"
+        ),
+        "{err}"
+    );
+    let out = env.ok(&with(&["sweep", script, "--jobs", "2"], &SLURM));
+    assert!(out.contains("still queued or running"), "{out}");
+    let runs = env.runs();
+    assert_eq!(runs.len(), 2);
+    for r in &runs {
+        assert_eq!(r["status"], "done", "{r}");
+        assert_eq!(r["attempts"].as_array().unwrap().len(), 1, "{r}");
+    }
+    assert_eq!(submitted(&env).len(), 2, "nothing submitted twice");
+    t4v_fault::record(
+        "Signals",
+        "SIGINT of a sweep running through Slurm (2 tasks at the cluster)",
+        1,
+        "exit 130, the tasks left running at Slurm; the next sweep followed them to the end, one attempt each, nothing resubmitted",
+    );
+}
+
 #[test]
 fn cancel_stops_a_sweeps_tasks_and_leaves_its_runs_pending() {
     let Some(_cluster) = slurm() else { return };

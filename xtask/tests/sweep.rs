@@ -96,6 +96,12 @@ fn a_killed_coordinator_resumes_without_redoing_finished_runs() {
         .filter(|a| a["outcome"] == "interrupted")
         .count();
     assert_eq!(interrupted, running_before);
+    t4v_fault::record(
+        "Process killed (SIGKILL)",
+        "coordinator of a 10-run selftest sweep (2 at a time) killed mid-sweep, then rerun",
+        1,
+        "finished runs not run again; runs in flight recorded interrupted and rerun; each done once",
+    );
 }
 
 #[test]
@@ -350,6 +356,12 @@ fn a_damaged_store_is_refused_and_repaired_from_its_snapshot() {
     assert!(plan.contains("28 runs: 4 failed, 24 done"), "{plan}");
     let out = env.ok(&["sweep", script]);
     assert!(out.contains("0 succeeded, 0 failed"), "{out}");
+    t4v_fault::record(
+        "Damaged files",
+        "run store's sled log deleted (a bad copy), read by runs, sweep --dry-run, report",
+        3,
+        "each refused naming the store, its 0 runs against the 28 it held and the snapshot; an import restored all 28, nothing rerun",
+    );
 }
 
 /// Waits until `n` run folders exist (their workers are being started), then a moment more.
@@ -439,4 +451,10 @@ fn sigint_and_sigterm_stop_a_sweep_and_record_its_runs_interrupted() {
     let plan =
         String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
     assert!(plan.contains("2 interrupted"), "{plan}");
+    t4v_fault::record(
+        "Signals",
+        "SIGINT, SIGTERM, then SIGINT + SIGTERM at once, of a sweep with 2 runs in flight",
+        3,
+        "exit 130 / 143, in-flight runs stopped and recorded interrupted, their workers gone; a second signal ends the sweep at once and the next one recovers its runs",
+    );
 }

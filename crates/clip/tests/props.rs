@@ -66,7 +66,7 @@ fn json_byte() -> impl Strategy<Value = u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    #![proptest_config(ProptestConfig::with_cases(t4v_fault::cases(96)))]
 
     #[test]
     fn a_mutated_safetensors_header_loads_or_names_the_file(
@@ -85,6 +85,12 @@ proptest! {
         }
         std::fs::write(&p, &bytes).unwrap();
         check(d.path(), "model.safetensors", &format!("{edits:?} {length:?}"))?;
+        t4v_fault::tally(
+            "Hostile input",
+            "CLIP checkpoint: safetensors header mutated (length field, JSON bytes)",
+            t4v_fault::cases(96),
+            "loads, or an error naming model.safetensors; no panic, no huge allocation",
+        );
     }
 
     #[test]
@@ -100,6 +106,12 @@ proptest! {
         }
         std::fs::write(&p, &bytes).unwrap();
         check(d.path(), "config.json", &format!("{edits:?}"))?;
+        t4v_fault::tally(
+            "Hostile input",
+            "CLIP checkpoint: config.json mutated",
+            t4v_fault::cases(96),
+            "loads, or an error naming config.json; no panic",
+        );
     }
 }
 

@@ -212,6 +212,23 @@ fn flipped_or_cut_bytes_are_read_as_before_or_named_never_as_fewer_runs() {
     }
     let named: usize = tally.values().map(|t| t.named).sum();
     assert!(named > 0, "no trial damaged anything: {tally:?}");
+    for (kind, t) in &tally {
+        let (file, how) = kind.rsplit_once(' ').expect("`<file> <cut|flip>`");
+        let what = if how == "cut" {
+            "cut short"
+        } else {
+            "1–8 bits flipped"
+        };
+        t4v_fault::record(
+            "Damaged files",
+            &format!("run store: {file} {what}"),
+            (t.same + t.named) as u64,
+            &format!(
+                "{} read the same 40 runs, {} stopped with an error naming the store; none read fewer runs or panicked",
+                t.same, t.named
+            ),
+        );
+    }
 }
 
 /// A damaged store is repaired by importing an export: the census is counted afresh.
@@ -247,4 +264,10 @@ fn a_damaged_store_is_refused_then_repaired_by_an_import() {
     drop(store);
     let store = Store::open(&dir).unwrap();
     assert_eq!(statuses(&store), want);
+    t4v_fault::record(
+        "Damaged files",
+        "run store: every file but its census lost",
+        1,
+        "refused as damaged (0 runs found, 40 held), naming `cargo xtask import`; the import restored every run",
+    );
 }

@@ -100,7 +100,7 @@ fn id_of(v: &Value) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig::with_cases(t4v_fault::cases(128)))]
 
     #[test]
     fn a_run_id_ignores_spelling_order_and_written_out_defaults(
@@ -143,6 +143,12 @@ proptest! {
         let mut other = spec.as_object().unwrap().clone();
         set(&mut other, &["params", "epochs"], json!(spec["params"]["epochs"].as_u64().unwrap_or(3) + 100));
         prop_assert_ne!(id_of(&Value::Object(other)), id);
+        t4v_fault::tally(
+            "Hostile input",
+            "run identity: specs respelt, reordered, defaults written out, one value changed",
+            t4v_fault::cases(128),
+            "the same id for the same run; another id for another value",
+        );
     }
 }
 
@@ -242,7 +248,7 @@ const TOKENS: &[&str] = &[
 ];
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(t4v_fault::cases(256)))]
 
     #[test]
     fn mutated_scripts_evaluate_or_fail_at_a_position(
@@ -264,6 +270,12 @@ proptest! {
             }
         }
         assert_located(&src, evaluate_caught(&src))?;
+        t4v_fault::tally(
+            "Hostile input",
+            "sweep scripts (Rhai), a valid one mutated",
+            t4v_fault::cases(256),
+            "a plan or an error at file:line:column; no crash of the host",
+        );
     }
 
     #[test]
@@ -272,6 +284,12 @@ proptest! {
     ) {
         let src: String = toks.iter().map(|&t| TOKENS[t]).collect();
         assert_located(&src, evaluate_caught(&src))?;
+        t4v_fault::tally(
+            "Hostile input",
+            "sweep scripts (Rhai), random tokens",
+            t4v_fault::cases(256),
+            "a plan or an error at file:line:column; no crash of the host",
+        );
     }
 }
 

@@ -118,7 +118,7 @@ fn apply(mut bytes: Vec<u8>, edits: &[Edit]) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(t4v_fault::cases(256)))]
 
     #[test]
     fn mutated_annotation_files_parse_or_name_the_file(
@@ -128,6 +128,12 @@ proptest! {
         let d = tempfile::tempdir().unwrap();
         let (name, text) = VALID[which];
         let _ = parse(name, d.path(), &apply(text.as_bytes().to_vec(), &edits));
+        t4v_fault::tally(
+            "Hostile input",
+            "annotation files of every format (lists, CSV, JSON, splits), mutated",
+            t4v_fault::cases(256),
+            "the records or an error naming the file; no panic",
+        );
     }
 
     #[test]
@@ -137,6 +143,12 @@ proptest! {
     ) {
         let d = tempfile::tempdir().unwrap();
         let _ = parse(VALID[which].0, d.path(), &bytes);
+        t4v_fault::tally(
+            "Hostile input",
+            "annotation files of every format, random bytes",
+            t4v_fault::cases(256),
+            "the records or an error naming the file; no panic",
+        );
     }
 }
 
