@@ -223,7 +223,7 @@ fn sigint_of_a_slurm_sweep_leaves_its_tasks_running_and_the_next_sweep_follows_t
         "i.rhai",
         r#"let s = sweep("ctrl-c");
         s.seeds([0, 1]);
-        s.add(#{ kind: "selftest", params: #{ sleep_ms: 500, epochs: 8 } });"#,
+        s.add(#{ kind: "selftest", params: #{ sleep_ms: 6000, epochs: 4 } });"#,
     );
     let script = script.to_str().unwrap();
     let child = env
