@@ -57,7 +57,7 @@ fn table(t: &Table) -> String {
 
 fn comparison(c: &Comparison) -> String {
     let mut out = format!(
-        "<section><h2>{}</h2><p class=\"cap\">{} − {} on {}, paired by seed (p &lt; 0.05 in bold)</p><table><thead><tr>",
+        "<section><h2>{}</h2><p class=\"cap\">{} − {} on {}, paired by seed</p><table><thead><tr>",
         esc(&c.name),
         esc(&c.a_label),
         esc(&c.b_label),
@@ -66,31 +66,27 @@ fn comparison(c: &Comparison) -> String {
     for h in &c.group_fields {
         out += &format!("<th>{}</th>", esc(h));
     }
-    for h in crate::render::PAIRED_HEADERS {
-        out += &format!("<th class=\"n\">{h}</th>");
+    for h in crate::render::paired_heads(c) {
+        out += &format!("<th class=\"n\">{}</th>", esc(&h));
     }
     out += "</tr></thead><tbody>";
-    let p = c.precision;
-    let pv = |v: f64| {
-        let s = esc(&crate::render::p_text(v));
-        if v < 0.05 { format!("<b>{s}</b>") } else { s }
-    };
     for g in &c.groups {
         out += "<tr>";
         for l in &g.labels {
             out += &format!("<td>{}</td>", esc(l));
         }
-        out += &format!(
-            "<td class=\"n\">{}</td><td class=\"n\">{:.p$}</td><td class=\"n\">{:.p$}</td><td class=\"n\">{:+.p$}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-            g.stats.n,
-            g.mean_a,
-            g.mean_b,
-            g.stats.mean_diff,
-            pv(g.stats.t_p),
-            pv(g.stats.wilcoxon_p)
-        );
+        for (s, bold) in crate::render::paired_cells(c, g) {
+            let s = esc(&s);
+            out += &format!(
+                "<td class=\"n\">{}</td>",
+                if bold { format!("<b>{s}</b>") } else { s }
+            );
+        }
+        out += "</tr>";
     }
-    out + "</tbody></table></section>\n"
+    out += "</tbody></table>";
+    out += &format!("<p class=\"cap\">{}</p>", esc(&c.method_note()));
+    out + "</section>\n"
 }
 
 const STYLE: &str = "body{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}\

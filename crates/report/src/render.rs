@@ -5,7 +5,8 @@
 use polars::prelude::*;
 
 use crate::ReportError;
-use crate::compare::Comparison;
+use crate::compare::{Comparison, Group};
+use crate::stats::Correction;
 use crate::table::{Cell, Table};
 
 fn number(x: f64, precision: usize) -> String {
@@ -230,24 +231,65 @@ pub(crate) fn p_text(p: f64) -> String {
     }
 }
 
-/// The statistics columns of a comparison, as Markdown and HTML head them.
-pub(crate) const PAIRED_HEADERS: [&str; 6] = [
-    "pairs",
-    "mean A",
-    "mean B",
-    "Δ (A − B)",
-    "t-test p",
-    "Wilcoxon p",
-];
+/// The statistics columns of a comparison: their heads and, per row, each cell's text and
+/// whether it is bold (an adjusted p-value — or a raw one when nothing is adjusted — under
+/// 0.05). Markdown, LaTeX and HTML all render these.
+pub(crate) fn paired_heads(c: &Comparison) -> Vec<String> {
+    let mut h: Vec<String> = ["pairs", "mean A", "mean B", "Δ (A − B)"]
+        .map(String::from)
+        .to_vec();
+    h.push(format!("{:.0}% CI", c.confidence * 100.0));
+    let short = match c.correction {
+        Correction::Holm => Some("Holm"),
+        Correction::BenjaminiHochberg => Some("BH"),
+        Correction::None => None,
+    };
+    for test in ["t-test p", "Wilcoxon p"] {
+        h.push(test.to_string());
+        if let Some(s) = short {
+            h.push(format!("{test} ({s})"));
+        }
+    }
+    h
+}
+
+pub(crate) fn paired_cells(c: &Comparison, g: &Group) -> Vec<(String, bool)> {
+    let p = c.precision;
+    let adjusted = c.correction != Correction::None;
+    let mut out = vec![
+        (g.stats.n.to_string(), false),
+        (number(g.mean_a, p), false),
+        (number(g.mean_b, p), false),
+        (format!("{:+.p$}", g.stats.mean_diff), false),
+        (
+            if g.ci.0.is_nan() {
+                "—".into()
+            } else {
+                format!("[{:+.p$}, {:+.p$}]", g.ci.0, g.ci.1)
+            },
+            false,
+        ),
+    ];
+    for (raw, adj) in [
+        (g.stats.t_p, g.t_p_adj),
+        (g.stats.wilcoxon_p, g.wilcoxon_p_adj),
+    ] {
+        out.push((p_text(raw), !adjusted && raw < 0.05));
+        if adjusted {
+            out.push((p_text(adj), adj < 0.05));
+        }
+    }
+    out
+}
 
 /// A comparison as Markdown: one line per group.
 pub fn comparison_markdown(c: &Comparison) -> String {
     let mut out = format!(
-        "### {}\n\n{} − {} on {}, paired by seed (p < 0.05 in bold)\n\n",
+        "### {}\n\n{} − {} on {}, paired by seed\n\n",
         c.name, c.a_label, c.b_label, c.metric
     );
     let mut head: Vec<String> = c.group_fields.clone();
-    head.extend(PAIRED_HEADERS.map(String::from));
+    head.extend(paired_heads(c));
     out += &format!("| {} |\n", head.join(" | "));
     out += &format!(
         "|{}|\n",
@@ -261,18 +303,16 @@ pub fn comparison_markdown(c: &Comparison) -> String {
             .collect::<Vec<_>>()
             .join("|")
     );
-    let p = c.precision;
     for g in &c.groups {
-        let bold = |s: String, v: f64| if v < 0.05 { format!("**{s}**") } else { s };
         let mut f: Vec<String> = g.labels.clone();
-        f.push(g.stats.n.to_string());
-        f.push(number(g.mean_a, p));
-        f.push(number(g.mean_b, p));
-        f.push(format!("{:+.p$}", g.stats.mean_diff));
-        f.push(bold(p_text(g.stats.t_p), g.stats.t_p));
-        f.push(bold(p_text(g.stats.wilcoxon_p), g.stats.wilcoxon_p));
+        f.extend(
+            paired_cells(c, g)
+                .into_iter()
+                .map(|(s, b)| if b { format!("**{s}**") } else { s }),
+        );
         out += &format!("| {} |\n", f.join(" | "));
     }
+    out += &format!("\n{}\n", c.method_note());
     out
 }
 
@@ -286,38 +326,35 @@ pub fn comparison_latex(c: &Comparison) -> String {
         tex_escape(&c.b_label),
         tex_escape(&c.metric)
     );
+    let heads = paired_heads(c);
     out += &format!(
-        "\\begin{{tabular}}{{{}rrrrrr}}\n\\toprule\n",
-        "l".repeat(c.group_fields.len())
+        "\\begin{{tabular}}{{{}{}}}\n\\toprule\n",
+        "l".repeat(c.group_fields.len()),
+        "r".repeat(heads.len())
     );
     let mut head: Vec<String> = c.group_fields.iter().map(|s| tex_escape(s)).collect();
-    head.extend(["pairs", "mean A", "mean B", "$\\Delta$", "$p_t$", "$p_W$"].map(String::from));
+    head.extend(
+        heads
+            .iter()
+            .map(|h| tex_escape(h).replace("Δ", "$\\Delta$").replace("−", "$-$")),
+    );
     out += &format!("{} \\\\\n\\midrule\n", head.join(" & "));
-    let p = c.precision;
     for g in &c.groups {
-        let bold = |s: String, v: f64| {
-            if v < 0.05 {
-                format!("\\textbf{{{s}}}")
-            } else {
-                s
-            }
-        };
         let mut f: Vec<String> = g.labels.iter().map(|s| tex_escape(s)).collect();
-        f.push(g.stats.n.to_string());
-        f.push(number(g.mean_a, p));
-        f.push(number(g.mean_b, p));
-        f.push(format!("{:+.p$}", g.stats.mean_diff));
-        f.push(bold(
-            tex_escape(&p_text(g.stats.t_p)).replace('<', "$<$"),
-            g.stats.t_p,
-        ));
-        f.push(bold(
-            tex_escape(&p_text(g.stats.wilcoxon_p)).replace('<', "$<$"),
-            g.stats.wilcoxon_p,
-        ));
+        f.extend(paired_cells(c, g).into_iter().map(|(s, b)| {
+            let s = tex_escape(&s).replace('<', "$<$");
+            if b { format!("\\textbf{{{s}}}") } else { s }
+        }));
         out += &format!("{} \\\\\n", f.join(" & "));
     }
-    out += "\\bottomrule\n\\end{tabular}\n\\end{table}\n";
+    out += "\\bottomrule\n\\end{tabular}\n";
+    out += &format!(
+        "\\par\\smallskip{{\\footnotesize {}}}\n",
+        tex_escape(&c.method_note())
+            .replace('<', "$<$")
+            .replace("–", "--")
+    );
+    out += "\\end{table}\n";
     out
 }
 
@@ -369,6 +406,28 @@ pub fn comparison_frame(c: &Comparison) -> PolarsResult<DataFrame> {
     cols.push(Column::new(
         "wilcoxon_p".into(),
         g.iter().map(|g| g.stats.wilcoxon_p).collect::<Vec<_>>(),
+    ));
+    cols.push(Column::new(
+        "t_p_adj".into(),
+        g.iter().map(|g| g.t_p_adj).collect::<Vec<_>>(),
+    ));
+    cols.push(Column::new(
+        "wilcoxon_p_adj".into(),
+        g.iter().map(|g| g.wilcoxon_p_adj).collect::<Vec<_>>(),
+    ));
+    cols.push(Column::new(
+        "ci_low".into(),
+        g.iter().map(|g| g.ci.0).collect::<Vec<_>>(),
+    ));
+    cols.push(Column::new(
+        "ci_high".into(),
+        g.iter().map(|g| g.ci.1).collect::<Vec<_>>(),
+    ));
+    cols.push(Column::new(
+        "correction".into(),
+        g.iter()
+            .map(|_| c.correction.name().to_string())
+            .collect::<Vec<_>>(),
     ));
     DataFrame::new_infer_height(cols)
 }

@@ -160,6 +160,99 @@ fn wilcoxon(d: &[f64]) -> (f64, f64) {
     (w_plus, (2.0 * normal.sf(z.abs())).min(1.0))
 }
 
+/// Control of multiple comparisons over the rows of one comparison table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+pub enum Correction {
+    /// Holm–Bonferroni (family-wise error rate; statsmodels' `holm`).
+    #[default]
+    #[serde(rename = "holm")]
+    Holm,
+    /// Benjamini–Hochberg (false discovery rate; statsmodels' `fdr_bh`).
+    #[serde(rename = "bh")]
+    BenjaminiHochberg,
+    /// Raw p-values.
+    #[serde(rename = "none")]
+    None,
+}
+
+impl Correction {
+    /// How a table names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Correction::Holm => "Holm–Bonferroni",
+            Correction::BenjaminiHochberg => "Benjamini–Hochberg",
+            Correction::None => "none",
+        }
+    }
+
+    /// Adjusted p-values, in the order given, as statsmodels' `multipletests` computes them.
+    /// A NaN p-value (a test that could not be made) stays NaN and is not counted among the
+    /// tests.
+    pub fn adjust(self, p: &[f64]) -> Vec<f64> {
+        let mut order: Vec<usize> = (0..p.len()).filter(|&i| !p[i].is_nan()).collect();
+        order.sort_by(|&i, &j| p[i].total_cmp(&p[j]));
+        let m = order.len() as f64;
+        let mut out = vec![f64::NAN; p.len()];
+        match self {
+            Correction::None => return p.to_vec(),
+            Correction::Holm => {
+                // p_(k) · (m − k), k 0-based ascending, made monotone from the smallest up.
+                let mut running = 0.0f64;
+                for (k, &i) in order.iter().enumerate() {
+                    running = running.max(((m - k as f64) * p[i]).min(1.0));
+                    out[i] = running;
+                }
+            }
+            Correction::BenjaminiHochberg => {
+                // p_(k) · m / (k + 1), made monotone from the largest down.
+                let mut running = 1.0f64;
+                for (k, &i) in order.iter().enumerate().rev() {
+                    running = running.min((p[i] * m / (k as f64 + 1.0)).min(1.0));
+                    out[i] = running;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A percentile-bootstrap confidence interval of the mean of `d` at `level` (0.95): `resamples`
+/// resamples with replacement drawn from `seed` (SplitMix64), so a report is reproducible.
+/// (lo, hi); NaN for an empty sample.
+pub fn bootstrap_mean_ci(d: &[f64], level: f64, resamples: usize, seed: u64) -> (f64, f64) {
+    let n = d.len();
+    if n == 0 || resamples == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let mut state = seed;
+    let mut next = move || {
+        // SplitMix64.
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut means: Vec<f64> = (0..resamples)
+        .map(|_| {
+            (0..n)
+                .map(|_| d[(((next() >> 11) as u128 * n as u128) >> 53) as usize])
+                .sum::<f64>()
+                / n as f64
+        })
+        .collect();
+    means.sort_by(f64::total_cmp);
+    // numpy's default ("linear") percentile of the sorted means.
+    let q = |f: f64| {
+        let x = f * (resamples - 1) as f64;
+        let (i, t) = (x.floor() as usize, x - x.floor());
+        let j = (i + 1).min(resamples - 1);
+        means[i] + t * (means[j] - means[i])
+    };
+    let tail = (1.0 - level) / 2.0;
+    (q(tail), q(1.0 - tail))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,5 +272,25 @@ mod tests {
         let p = paired(&[2.0, 3.0, 5.0], &[1.0, 1.0, 1.0]);
         assert!((p.wilcoxon_p - 0.25).abs() < 1e-12);
         assert_eq!(p.w_plus, 6.0);
+    }
+
+    #[test]
+    fn bootstrap_intervals_are_seeded_and_hold_the_mean() {
+        let d = [0.4, -0.1, 0.9, 0.3, 0.5, 0.2, 0.7];
+        let a = bootstrap_mean_ci(&d, 0.95, 10_000, 0);
+        assert_eq!(
+            a,
+            bootstrap_mean_ci(&d, 0.95, 10_000, 0),
+            "same seed, same interval"
+        );
+        assert_ne!(a, bootstrap_mean_ci(&d, 0.95, 10_000, 1));
+        let mean = d.iter().sum::<f64>() / d.len() as f64;
+        assert!(a.0 < mean && mean < a.1, "{a:?}");
+        // Within the sample's range, and wider at 99 %.
+        assert!(a.0 >= -0.1 && a.1 <= 0.9);
+        let b = bootstrap_mean_ci(&d, 0.99, 10_000, 0);
+        assert!(b.0 <= a.0 && b.1 >= a.1);
+        // One value: a point.
+        assert_eq!(bootstrap_mean_ci(&[2.0], 0.95, 100, 3), (2.0, 2.0));
     }
 }

@@ -1,8 +1,8 @@
-//! mean ± std and the paired tests against numpy / scipy (fixture made by
-//! `tests/data/make_stats_fixture.py`).
+//! mean ± std and the paired tests against numpy / scipy, adjusted p-values against
+//! statsmodels' `multipletests` (fixture made by `tests/data/make_stats_fixture.py`).
 
 use serde_json::Value;
-use t4v_report::stats::{mean_std, paired};
+use t4v_report::stats::{Correction, mean_std, paired};
 
 #[test]
 fn statistics_match_numpy_and_scipy() {
@@ -51,4 +51,41 @@ fn statistics_match_numpy_and_scipy() {
             c["wilcoxon_p"]
         );
     }
+}
+
+#[test]
+fn adjusted_p_values_match_statsmodels() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/stats_reference.json"),
+    )
+    .unwrap();
+    let fixture: Value = serde_json::from_str(&text).unwrap();
+    let floats = |v: &Value| -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    let cases = fixture["corrections"].as_array().unwrap();
+    assert!(cases.len() >= 5);
+    for c in cases {
+        let name = c["name"].as_str().unwrap();
+        let p = floats(&c["p"]);
+        for (method, key) in [
+            (Correction::Holm, "holm"),
+            (Correction::BenjaminiHochberg, "bh"),
+        ] {
+            let got = method.adjust(&p);
+            let want = floats(&c[key]);
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() <= 1e-12, "{name} {key}: {got:?} vs {want:?}");
+            }
+        }
+        assert_eq!(Correction::None.adjust(&p), p);
+    }
+    // A test that could not be made (NaN) is left out of the count and stays NaN.
+    let p = Correction::Holm.adjust(&[0.01, f64::NAN, 0.02]);
+    assert!(p[1].is_nan());
+    assert_eq!((p[0], p[2]), (0.02, 0.02));
 }

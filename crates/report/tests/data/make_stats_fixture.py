@@ -1,16 +1,20 @@
-"""Reference statistics for crates/report/tests/stats.rs: numpy's mean and std (ddof=1), and
+"""Reference statistics for crates/report/tests/stats.rs: numpy's mean and std (ddof=1),
 scipy's paired t-test and Wilcoxon signed-rank test (two-sided, zeros dropped) on seeded
 samples: small samples, ties, zeros, an exact case beyond enumeration (n = 30, no ties) and an
-asymptotic one (n = 60 with ties).
+asymptotic one (n = 60 with ties); and statsmodels' multiple-comparison adjustments (`holm`,
+`fdr_bh`) of p-value vectors: typical tables, ties, values that saturate at 1, one test.
 
-    /opt/t4v-ref/bin/python crates/report/tests/data/make_stats_fixture.py   # scipy 1.17
+    /opt/t4v-ref/bin/python crates/report/tests/data/make_stats_fixture.py
+    # (pip install numpy scipy statsmodels)
 """
 import json
 import os
 
 import numpy as np
 import scipy
+import statsmodels
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 rng = np.random.default_rng(5)
 cases = {
@@ -34,6 +38,22 @@ for name, (a, b) in cases.items():
         "t": float(t.statistic), "t_p": float(t.pvalue),
         "w_plus": r_plus, "wilcoxon_p": float(w.pvalue),
     })
+pvals = {
+    "table_of_eight": [0.01, 0.04, 0.03, 0.005, 0.2, 0.049, 0.6, 0.0001],
+    "ties": [0.02, 0.02, 0.02, 0.5, 0.01],
+    "saturating": [0.3, 0.5, 0.9, 0.45, 0.7],
+    "one": [0.03],
+    "random_twenty": rng.uniform(0, 0.2, 20).tolist(),
+}
+corrections = []
+for name, p in pvals.items():
+    corrections.append({
+        "name": name, "p": p,
+        "holm": multipletests(p, method="holm")[1].tolist(),
+        "bh": multipletests(p, method="fdr_bh")[1].tolist(),
+    })
 path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stats_reference.json")
 with open(path, "w") as f:
-    json.dump({"numpy": np.__version__, "scipy": scipy.__version__, "cases": out}, f, indent=1)
+    json.dump({"numpy": np.__version__, "scipy": scipy.__version__,
+               "statsmodels": statsmodels.__version__, "cases": out,
+               "corrections": corrections}, f, indent=1)
