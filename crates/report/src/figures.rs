@@ -3,6 +3,10 @@
 //! seeds —, grouped bars with error bars, and the cosine-similarity heatmap of a classifier W
 //! (the paper's Fig. 1). PNG text uses an embedded DejaVu Sans subset, so figures render the same
 //! on a machine without fonts; SVG text is left to the viewer.
+//!
+//! Axes say what they hold: integer x values (epochs, shots) get integer ticks, shots a log₂
+//! axis (1, 2, 4, 8 evenly spaced), the heatmap names classes on both axes and has a colour bar
+//! over the data's range; a setting keeps its colour in every figure of a report.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -65,6 +69,44 @@ pub struct FigureSpec {
     pub classes: Option<usize>,
     #[serde(default)]
     pub title: Option<String>,
+    /// Curves over a spec field: `auto` (log₂ for shots), `linear` or `log2`.
+    #[serde(default)]
+    pub x_scale: XScale,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum XScale {
+    #[default]
+    Auto,
+    Linear,
+    Log2,
+}
+
+/// How a curve figure's x axis is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XAxis {
+    /// Real numbers.
+    Linear,
+    /// Integers (epochs, frames): integer ticks only.
+    Integer,
+    /// Powers of two on a log₂ scale (shots), ticks at 1, 2, 4, ….
+    Log2,
+}
+
+impl XAxis {
+    /// The axis for values `xs` of field `x` under `scale`: log₂ for shots (or when asked) when
+    /// every value is positive; integer ticks when every value is an integer.
+    pub fn choose(x: &str, xs: &[f64], scale: XScale) -> XAxis {
+        let positive = !xs.is_empty() && xs.iter().all(|v| *v > 0.0);
+        let integral = xs.iter().all(|v| v.fract() == 0.0);
+        match scale {
+            XScale::Log2 if positive => XAxis::Log2,
+            XScale::Auto if positive && x.ends_with("shots") => XAxis::Log2,
+            _ if integral => XAxis::Integer,
+            _ => XAxis::Linear,
+        }
+    }
 }
 
 /// Per category: (mean, std) over seeds, when the category has values.
@@ -86,6 +128,7 @@ pub enum FigureData {
         x_label: String,
         y_label: String,
         curves: Vec<Curve>,
+        x_axis: XAxis,
     },
     Bars {
         x_label: String,
@@ -105,6 +148,47 @@ pub struct Figure {
     pub name: String,
     pub title: String,
     pub data: FigureData,
+    /// Palette index of each setting (curve or bar group label), shared by a report's figures
+    /// ([`assign_colours`]); a label not in it takes its position.
+    pub colours: BTreeMap<String, usize>,
+}
+
+impl Figure {
+    fn colour(&self, label: &str, i: usize) -> RGBColor {
+        PALETTE[self.colours.get(label).copied().unwrap_or(i) % PALETTE.len()]
+    }
+
+    /// The labels of its settings, in drawing order.
+    fn labels(&self) -> Vec<&str> {
+        match &self.data {
+            FigureData::Curves { curves, .. } => curves.iter().map(|c| c.label.as_str()).collect(),
+            FigureData::Bars { groups, .. } => groups.iter().map(|g| g.0.as_str()).collect(),
+            FigureData::Heatmap { .. } => Vec::new(),
+        }
+    }
+}
+
+/// Gives each setting one colour across `figures` (first appearance order), so `init=text` is
+/// the same colour in the learning curves, the few-shot curve and the bars.
+pub fn assign_colours(figures: &mut [Figure]) {
+    let mut all: Vec<String> = Vec::new();
+    for f in figures.iter() {
+        for l in f.labels() {
+            if !all.iter().any(|a| a == l) {
+                all.push(l.to_string());
+            }
+        }
+    }
+    for f in figures.iter_mut() {
+        f.colours = f
+            .labels()
+            .into_iter()
+            .map(|l| {
+                let i = all.iter().position(|a| a == l).expect("collected above");
+                (l.to_string(), i)
+            })
+            .collect();
+    }
 }
 
 fn selected<'a>(
@@ -185,7 +269,7 @@ pub fn compute(runs: &[RunData], spec: &FigureSpec) -> Result<Figure, ReportErro
                     }
                 }
             }
-            let curves = groups
+            let curves: Vec<Curve> = groups
                 .into_iter()
                 .map(|(label, pts)| {
                     let mut by_x: BTreeMap<u64, (f64, Vec<f64>)> = BTreeMap::new();
@@ -206,9 +290,14 @@ pub fn compute(runs: &[RunData], spec: &FigureSpec) -> Result<Figure, ReportErro
                     Curve { label, points }
                 })
                 .collect();
+            let xs: Vec<f64> = curves
+                .iter()
+                .flat_map(|c: &Curve| c.points.iter().map(|p| p.0))
+                .collect();
             FigureData::Curves {
                 x_label: x.to_string(),
                 y_label: metric.to_string(),
+                x_axis: XAxis::choose(x, &xs, spec.x_scale),
                 curves,
             }
         }
@@ -288,6 +377,7 @@ pub fn compute(runs: &[RunData], spec: &FigureSpec) -> Result<Figure, ReportErro
         name: spec.name.clone(),
         title,
         data,
+        colours: BTreeMap::new(),
     })
 }
 
@@ -355,13 +445,21 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, fig: &Figure) -> DrawR
             x_label,
             y_label,
             curves,
+            x_axis,
         } => {
+            // Log₂ axes are drawn in log₂ units, labelled with the powers of two.
+            let tx = |v: f64| if *x_axis == XAxis::Log2 { v.log2() } else { v };
             let pts = curves.iter().flat_map(|c| &c.points);
             let (x0, x1) = pts
                 .clone()
                 .fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| {
-                    (a.0.min(p.0), a.1.max(p.0))
+                    (a.0.min(tx(p.0)), a.1.max(tx(p.0)))
                 });
+            let distinct: std::collections::BTreeSet<u64> = curves
+                .iter()
+                .flat_map(|c| &c.points)
+                .map(|p| p.0.to_bits())
+                .collect();
             let (y0, y1) = pts.fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| {
                 (a.0.min(p.1 - p.2), a.1.max(p.1 + p.2))
             });
@@ -374,17 +472,49 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, fig: &Figure) -> DrawR
                 .y_label_area_size(60)
                 .build_cartesian_2d(x0..x1, y0..y1)
                 .map_err(e)?;
-            chart
-                .configure_mesh()
-                .x_desc(x_label.as_str())
+            let axis = *x_axis;
+            let x_desc = if axis == XAxis::Log2 {
+                format!("{x_label} (log2 scale)")
+            } else {
+                x_label.clone()
+            };
+            let mut mesh = chart.configure_mesh();
+            mesh.x_desc(x_desc)
                 .y_desc(y_label.as_str())
-                .label_style(("sans-serif", 14))
-                .draw()
-                .map_err(e)?;
+                .label_style(("sans-serif", 14));
+            let integer = |v: &f64| {
+                let r = v.round();
+                if (v - r).abs() < 1e-6 {
+                    format!("{}", r as i64)
+                } else {
+                    String::new()
+                }
+            };
+            let power = |v: &f64| {
+                let r = v.round();
+                if (v - r).abs() < 1e-6 {
+                    format!("{}", 2f64.powi(r as i32))
+                } else {
+                    String::new()
+                }
+            };
+            match axis {
+                XAxis::Integer => {
+                    mesh.x_labels(distinct.len().clamp(2, 12))
+                        .x_label_formatter(&integer);
+                }
+                XAxis::Log2 => {
+                    mesh.x_labels(((x1 - x0).ceil() as usize + 2).clamp(2, 12))
+                        .x_label_formatter(&power);
+                }
+                XAxis::Linear => {}
+            }
+            mesh.draw().map_err(e)?;
             for (i, c) in curves.iter().enumerate() {
-                let colour = PALETTE[i % PALETTE.len()];
-                let mut band: Vec<(f64, f64)> = c.points.iter().map(|p| (p.0, p.1 + p.2)).collect();
-                band.extend(c.points.iter().rev().map(|p| (p.0, p.1 - p.2)));
+                let colour = fig.colour(&c.label, i);
+                let mut band: Vec<(f64, f64)> =
+                    c.points.iter().map(|p| (tx(p.0), p.1 + p.2)).collect();
+                band.extend(c.points.iter().rev().map(|p| (tx(p.0), p.1 - p.2)));
                 chart
                     .draw_series(std::iter::once(Polygon::new(
                         band,
@@ -393,7 +523,7 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, fig: &Figure) -> DrawR
                     .map_err(e)?;
                 chart
                     .draw_series(LineSeries::new(
-                        c.points.iter().map(|p| (p.0, p.1)),
+                        c.points.iter().map(|p| (tx(p.0), p.1)),
                         colour.stroke_width(2),
                     ))
                     .map_err(e)?
@@ -450,7 +580,7 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, fig: &Figure) -> DrawR
             let k = groups.len().max(1) as f64;
             let width = 0.8 / k;
             for (gi, (label, vals)) in groups.iter().enumerate() {
-                let colour = PALETTE[gi % PALETTE.len()];
+                let colour = fig.colour(label, gi);
                 let left = |ci: usize| ci as f64 - 0.4 + gi as f64 * width;
                 chart
                     .draw_series(vals.iter().enumerate().filter_map(|(ci, v)| {
@@ -485,55 +615,124 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, fig: &Figure) -> DrawR
         }
         FigureData::Heatmap { labels, values } => {
             let n = labels.len().max(1);
-            let mut chart = ChartBuilder::on(&root)
+            // The colour scale spans the data (cosine similarities of text embeddings sit
+            // within a narrow band), shown by the colour bar on the right.
+            let (lo, hi) = values
+                .iter()
+                .flatten()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |a, v| {
+                    (a.0.min(*v), a.1.max(*v))
+                });
+            let (lo, hi) = if lo.is_finite() && hi > lo {
+                (lo, hi)
+            } else {
+                (lo.min(0.0), lo.min(0.0) + 1.0)
+            };
+            let (w, _) = root.dim_in_pixel();
+            let (main, bar) = root.split_horizontally(w.saturating_sub(110));
+            let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(1);
+            let names_px = (longest as u32 * 6 + 12).clamp(40, 200);
+            let mut chart = ChartBuilder::on(&main)
                 .caption(&fig.title, ("sans-serif", 22))
                 .margin(12)
-                .x_label_area_size(30)
-                .y_label_area_size(160)
+                .x_label_area_size(names_px)
+                .y_label_area_size(names_px)
                 .build_cartesian_2d(0.0..n as f64, 0.0..n as f64)
                 .map_err(e)?;
-            let names = labels.clone();
+            let (rows, cols) = (labels.clone(), labels.clone());
+            let at = |v: f64| {
+                let f = v - v.floor();
+                ((f - 0.5).abs() < 1e-6).then(|| v.floor() as usize)
+            };
             chart
                 .configure_mesh()
                 .disable_mesh()
-                .y_labels(n.min(40))
+                .y_labels(2 * n + 1)
                 .y_label_formatter(&move |v: &f64| {
-                    let i = v.floor() as usize;
-                    names
-                        .get(n.saturating_sub(1 + i))
-                        .cloned()
+                    at(*v)
+                        .and_then(|i| rows.get(n.saturating_sub(1 + i)).cloned())
                         .unwrap_or_default()
                 })
-                .x_labels(n.min(20))
-                .x_label_formatter(&|v: &f64| format!("{}", v.floor() as usize))
-                .label_style(("sans-serif", 11))
+                // Column names are drawn below, turned a quarter.
+                .x_labels(0)
+                .y_label_style(("sans-serif", 11))
                 .draw()
                 .map_err(e)?;
-            // Cosine similarity in [-1, 1]: blue (−1) → white (0) → red (1).
-            let colour = |v: f64| {
-                let t = v.clamp(-1.0, 1.0);
-                let f = |a: f64| (255.0 * (1.0 - a)).round() as u8;
-                if t >= 0.0 {
-                    RGBColor(255, f(t), f(t))
-                } else {
-                    RGBColor(f(-t), f(-t), 255)
-                }
-            };
+            let turned = ("sans-serif", 11)
+                .into_font()
+                .transform(FontTransform::Rotate90)
+                .into_text_style(&main)
+                .pos(plotters::style::text_anchor::Pos::new(
+                    plotters::style::text_anchor::HPos::Left,
+                    plotters::style::text_anchor::VPos::Center,
+                ));
+            for (j, name) in cols.iter().enumerate() {
+                let (px, py) = chart.backend_coord(&(j as f64 + 0.5, 0.0));
+                main.draw(&Text::new(name.clone(), (px, py + 6), turned.clone()))
+                    .map_err(e)?;
+            }
+            let scale = |v: f64| viridis(((v - lo) / (hi - lo)).clamp(0.0, 1.0));
             chart
                 .draw_series(values.iter().enumerate().flat_map(|(i, row)| {
                     row.iter().enumerate().map(move |(j, v)| {
                         let y = (n - 1 - i) as f64;
                         Rectangle::new(
                             [(j as f64, y), (j as f64 + 1.0, y + 1.0)],
-                            colour(*v).filled(),
+                            scale(*v).filled(),
                         )
                     })
                 }))
                 .map_err(e)?;
+            // The colour bar: the scale from the smallest to the largest similarity.
+            let mut cb = ChartBuilder::on(&bar)
+                .margin_top(46)
+                .margin_bottom(names_px + 12)
+                .margin_right(8)
+                .y_label_area_size(46)
+                .build_cartesian_2d(0.0..1.0, lo..hi)
+                .map_err(e)?;
+            cb.configure_mesh()
+                .disable_mesh()
+                .disable_x_axis()
+                .y_labels(6)
+                .y_label_formatter(&|v: &f64| format!("{v:.2}"))
+                .y_desc("cosine similarity")
+                .label_style(("sans-serif", 11))
+                .draw()
+                .map_err(e)?;
+            let steps = 64;
+            cb.draw_series((0..steps).map(|k| {
+                let a = lo + (hi - lo) * k as f64 / steps as f64;
+                let b = lo + (hi - lo) * (k + 1) as f64 / steps as f64;
+                Rectangle::new([(0.0, a), (1.0, b)], scale((a + b) / 2.0).filled())
+            }))
+            .map_err(e)?;
         }
     }
     root.present().map_err(e)?;
     Ok(())
+}
+
+/// Viridis (matplotlib's default sequential map: perceptually uniform, readable in grey and by
+/// most colour-blind readers) at `t` in [0, 1], interpolated between nine of its stops.
+fn viridis(t: f64) -> RGBColor {
+    const STOPS: [(u8, u8, u8); 9] = [
+        (68, 1, 84),
+        (71, 44, 122),
+        (59, 81, 139),
+        (44, 113, 142),
+        (33, 144, 141),
+        (39, 173, 129),
+        (92, 200, 99),
+        (170, 220, 50),
+        (253, 231, 37),
+    ];
+    let x = t.clamp(0.0, 1.0) * (STOPS.len() - 1) as f64;
+    let i = (x.floor() as usize).min(STOPS.len() - 2);
+    let f = x - i as f64;
+    let mix = |a: u8, b: u8| (a as f64 + (b as f64 - a as f64) * f).round() as u8;
+    let (a, b) = (STOPS[i], STOPS[i + 1]);
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
 /// Size of every figure.
@@ -560,6 +759,129 @@ pub fn png(fig: &Figure, path: &Path) -> Result<(), ReportError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `(x, text)` of every `<text>` element of an SVG.
+    fn texts(svg: &str) -> Vec<(f64, String)> {
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| {
+                let x = t.split("x=\"").nth(1)?.split('"').next()?.parse().ok()?;
+                let body = t.split_once('>')?.1.split("</text>").next()?;
+                Some((x, body.trim().to_string()))
+            })
+            .collect()
+    }
+
+    fn curves(x_label: &str, xs: &[f64], scale: XScale, labels: &[&str]) -> Figure {
+        let points: Vec<(f64, f64, f64, usize)> =
+            xs.iter().map(|&x| (x, 50.0 + x, 1.0, 3)).collect();
+        Figure {
+            name: "f".into(),
+            title: "f".into(),
+            data: FigureData::Curves {
+                x_label: x_label.into(),
+                y_label: "test/top1".into(),
+                x_axis: XAxis::choose(x_label, xs, scale),
+                curves: labels
+                    .iter()
+                    .map(|l| Curve {
+                        label: l.to_string(),
+                        points: points.clone(),
+                    })
+                    .collect(),
+            },
+            colours: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn axes_follow_their_values() {
+        let auto = XScale::Auto;
+        assert_eq!(
+            XAxis::choose("data.shots", &[1.0, 2.0, 4.0, 8.0], auto),
+            XAxis::Log2
+        );
+        assert_eq!(
+            XAxis::choose("data.shots", &[0.0, 2.0], auto),
+            XAxis::Integer
+        );
+        assert_eq!(
+            XAxis::choose("epoch", &[1.0, 2.0, 3.0], auto),
+            XAxis::Integer
+        );
+        assert_eq!(
+            XAxis::choose("optim.lr", &[1e-5, 5e-5], auto),
+            XAxis::Linear
+        );
+        assert_eq!(
+            XAxis::choose("model.frames", &[8.0, 16.0], XScale::Log2),
+            XAxis::Log2
+        );
+        assert_eq!(
+            XAxis::choose("data.shots", &[1.0, 2.0], XScale::Linear),
+            XAxis::Integer
+        );
+    }
+
+    #[test]
+    fn shots_sit_on_a_log2_axis_and_epochs_on_integer_ticks() {
+        let out = super::svg(&curves(
+            "data.shots",
+            &[1.0, 2.0, 4.0, 8.0],
+            XScale::Auto,
+            &["a"],
+        ))
+        .unwrap();
+        let t = texts(&out);
+        let tick = |s: &str| t.iter().find(|(_, b)| b == s).map(|(x, _)| *x);
+        let xs: Vec<f64> = ["1", "2", "4", "8"]
+            .iter()
+            .map(|s| tick(s).unwrap_or_else(|| panic!("no tick {s}: {t:?}")))
+            .collect();
+        // Evenly spaced: equal steps between 1, 2, 4 and 8.
+        let steps: Vec<f64> = xs.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(steps.iter().all(|d| (d - steps[0]).abs() <= 1.5), "{xs:?}");
+        assert!(tick("3").is_none() && tick("6").is_none(), "{t:?}");
+        assert!(t.iter().any(|(_, b)| b.contains("log2 scale")));
+
+        let out = super::svg(&curves(
+            "epoch",
+            &[1.0, 2.0, 3.0, 4.0, 5.0],
+            XScale::Auto,
+            &["a"],
+        ))
+        .unwrap();
+        let t = texts(&out);
+        for k in 1..=5 {
+            assert!(
+                t.iter().any(|(_, b)| *b == k.to_string()),
+                "tick {k}: {t:?}"
+            );
+        }
+        assert!(
+            !t.iter()
+                .any(|(_, b)| b.contains('.') && b.parse::<f64>().is_ok_and(|v| v < 10.0)),
+            "no fractional epoch ticks: {t:?}"
+        );
+    }
+
+    #[test]
+    fn a_setting_keeps_its_colour_across_figures() {
+        let mut figs = vec![
+            curves(
+                "epoch",
+                &[1.0, 2.0],
+                XScale::Auto,
+                &["init=text", "init=lda"],
+            ),
+            curves("data.shots", &[1.0, 2.0], XScale::Auto, &["init=lda"]),
+        ];
+        assign_colours(&mut figs);
+        assert_eq!(figs[1].colours["init=lda"], figs[0].colours["init=lda"]);
+        assert_ne!(figs[0].colours["init=text"], figs[0].colours["init=lda"]);
+        let colour = |f: &Figure| format!("{:?}", f.colour("init=lda", 0));
+        assert_eq!(colour(&figs[0]), colour(&figs[1]));
+    }
 
     #[test]
     fn similarity_of_a_classifier_artefact() {
@@ -608,6 +930,20 @@ mod tests {
         }
         let svg = svg(&fig).unwrap();
         assert!(svg.matches("<rect").count() >= 9);
+        // Class names on both axes, and a colour bar over the data's range (−1 … 1 here).
+        let t = texts(&svg);
+        for name in ["a", "b", "c"] {
+            assert_eq!(
+                t.iter().filter(|(_, b)| b == name).count(),
+                2,
+                "{name}: {t:?}"
+            );
+        }
+        assert!(t.iter().any(|(_, b)| b == "cosine similarity"), "{t:?}");
+        assert!(
+            t.iter().any(|(_, b)| b == "-1.00") && t.iter().any(|(_, b)| b == "1.00"),
+            "{t:?}"
+        );
         png(&fig, &d.join("sim.png")).unwrap();
         std::fs::remove_dir_all(&d).unwrap();
     }

@@ -200,10 +200,11 @@ pub fn build(
         .into_iter()
         .map(|m| (m.clone(), Policy::Summary))
         .collect();
-    let figures = figure_specs
+    let mut figures: Vec<Figure> = figure_specs
         .iter()
         .map(|f| figures::compute(runs, f))
         .collect::<Result<_, _>>()?;
+    figures::assign_colours(&mut figures);
     let mut counts = BTreeMap::new();
     let mut provenance: Vec<(String, usize)> = Vec::new();
     for r in runs {
