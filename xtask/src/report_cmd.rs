@@ -16,7 +16,7 @@ pub struct ReportArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Output formats.
-    #[arg(long, value_delimiter = ',', default_value = "md,tex,csv,svg,png,html",
+    #[arg(long, value_delimiter = ',', default_value = "md,tex,csv,svg,png,pdf,html",
           value_parser = clap::builder::PossibleValuesParser::new(t4v_report::FORMATS))]
     pub format: Vec<String>,
     /// A table instead of the script's declarations, as `key=value` pairs separated by `;`:

@@ -59,7 +59,9 @@ fn a_sweep_report_matches_the_golden_files() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| {
-            n != "runs.csv" && !n.ends_with(".svg") && !n.ends_with(".png") && n != "index.html"
+            n != "runs.csv"
+                && ![".svg", ".png", ".pdf"].iter().any(|x| n.ends_with(x))
+                && n != "index.html"
         })
         .collect();
     names.sort();
@@ -90,10 +92,12 @@ fn a_sweep_report_matches_the_golden_files() {
             .unwrap_or_else(|e| panic!("{}: {e} (T4V_BLESS=1 writes it)", want_path.display()));
         assert_eq!(got, want, "{n} differs from {}", want_path.display());
     }
-    // Figures: SVG and PNG of each; the curve SVG has one line per difficulty with a point per
-    // epoch, its ± std band, and the legend.
+    // Figures: SVG, PNG and PDF of each; the curve SVG has one line per difficulty with a point
+    // per epoch, its ± std band, and the legend.
     for f in ["curves", "bars"] {
         assert!(out.join(format!("{f}.png")).exists(), "{f}.png");
+        let pdf = std::fs::read(out.join(format!("{f}.pdf"))).unwrap();
+        assert!(pdf.starts_with(b"%PDF-"), "{f}.pdf");
     }
     let svg = std::fs::read_to_string(out.join("curves.svg")).unwrap();
     let lines: Vec<&str> = svg

@@ -1,4 +1,4 @@
-//! Figures with plotters, as SVG and PNG: metric curves over epochs (or over a numeric spec
+//! Figures with plotters, as SVG, PNG and PDF: metric curves over epochs (or over a numeric spec
 //! field such as `data.shots`, the few-shot curve) per setting — mean line and ± std band over
 //! seeds —, grouped bars with error bars, and the cosine-similarity heatmap of a classifier W
 //! (the paper's Fig. 1). PNG text uses an embedded DejaVu Sans subset, so figures render the same
@@ -749,6 +749,13 @@ pub fn svg(fig: &Figure) -> Result<String, ReportError> {
     Ok(out)
 }
 
+/// Writes the figure as a vector PDF (for LaTeX's `\includegraphics`).
+pub fn pdf(fig: &Figure, path: &Path) -> Result<(), ReportError> {
+    register_font();
+    let root = crate::pdf::PdfBackend::new(path, SIZE).into_drawing_area();
+    draw(root, fig).map_err(|m| ReportError::Spec(format!("{}: {m}", path.display())))
+}
+
 /// Writes the figure as PNG.
 pub fn png(fig: &Figure, path: &Path) -> Result<(), ReportError> {
     register_font();
@@ -863,6 +870,109 @@ mod tests {
                 .any(|(_, b)| b.contains('.') && b.parse::<f64>().is_ok_and(|v| v < 10.0)),
             "no fractional epoch ticks: {t:?}"
         );
+    }
+
+    /// `pdftoppm` (poppler): `T4V_PDFTOPPM`, or on the PATH; `.ci/run` installs it.
+    fn pdftoppm() -> Option<std::path::PathBuf> {
+        std::env::var_os("T4V_PDFTOPPM")
+            .map(Into::into)
+            .or_else(|| {
+                std::env::split_paths(&std::env::var_os("PATH")?)
+                    .map(|d| d.join("pdftoppm"))
+                    .find(|p| p.exists())
+            })
+    }
+
+    /// Renders page 1 of a PDF at 72 dpi: (width, height, RGB bytes).
+    fn render(tool: &Path, pdf: &Path) -> (usize, usize, Vec<u8>) {
+        let out = pdf.with_extension("");
+        let o = std::process::Command::new(tool)
+            .args(["-r", "72", "-singlefile"])
+            .arg(pdf)
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let ppm = std::fs::read(out.with_extension("ppm")).unwrap();
+        // P6 <w> <h> 255 <rgb...>
+        let mut fields = Vec::new();
+        let mut i = 0;
+        while fields.len() < 4 {
+            while ppm[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            let start = i;
+            while !ppm[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            fields.push(String::from_utf8_lossy(&ppm[start..i]).into_owned());
+        }
+        let (w, h): (usize, usize) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+        (w, h, ppm[i + 1..].to_vec())
+    }
+
+    /// A figure as vector PDF: path and text operators (no image), rendered by poppler to a
+    /// page of the figure's size with its marks — the curve's colour, dark text and axes.
+    #[test]
+    fn figures_render_as_vector_pdf() {
+        let d = tempfile::tempdir().unwrap();
+        let mut fig = curves(
+            "data.shots",
+            &[1.0, 2.0, 4.0, 8.0],
+            XScale::Auto,
+            &["init=text"],
+        );
+        assign_colours(std::slice::from_mut(&mut fig));
+        let p = d.path().join("shots.pdf");
+        pdf(&fig, &p).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.starts_with("%PDF-1.4") && text.trim_end().ends_with("%%EOF"));
+        assert!(text.contains("/BaseFont /Helvetica") && text.contains(" Tj ET"));
+        assert!(
+            text.contains("(data.shots \\(log2 scale\\)) Tj"),
+            "the axis title as text"
+        );
+        assert!(!text.contains("/Image"), "vector only");
+        let Some(tool) = pdftoppm() else {
+            eprintln!("skipped rendering the PDF: no pdftoppm (set T4V_PDFTOPPM)");
+            return;
+        };
+        let (w, h, rgb) = render(&tool, &p);
+        assert_eq!((w, h), (SIZE.0 as usize, SIZE.1 as usize));
+        let px: Vec<&[u8]> = rgb.chunks_exact(3).collect();
+        let near = |c: &[u8], (r, g, b): (u8, u8, u8)| {
+            (c[0] as i32 - r as i32).abs() < 40
+                && (c[1] as i32 - g as i32).abs() < 40
+                && (c[2] as i32 - b as i32).abs() < 40
+        };
+        let line = px.iter().filter(|c| near(c, (31, 119, 180))).count();
+        let dark = px.iter().filter(|c| c.iter().all(|&v| v < 90)).count();
+        let white = px.iter().filter(|c| c.iter().all(|&v| v > 245)).count();
+        assert!(line > 500, "{line} pixels of the curve's colour");
+        assert!(dark > 500, "{dark} dark pixels (text, axes)");
+        assert!(white > px.len() / 2, "a white page with marks");
+
+        // The heatmap: the colour bar's extremes (viridis' ends) are on the page.
+        let labels: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let values = vec![
+            vec![1.0, 0.2, 0.5],
+            vec![0.2, 1.0, 0.4],
+            vec![0.5, 0.4, 1.0],
+        ];
+        let heat = Figure {
+            name: "h".into(),
+            title: "h".into(),
+            data: FigureData::Heatmap { labels, values },
+            colours: BTreeMap::new(),
+        };
+        let p = d.path().join("heat.pdf");
+        pdf(&heat, &p).unwrap();
+        let (_, _, rgb) = render(&tool, &p);
+        let px: Vec<&[u8]> = rgb.chunks_exact(3).collect();
+        for end in [(68, 1, 84), (253, 231, 37)] {
+            assert!(px.iter().filter(|c| near(c, end)).count() > 500, "{end:?}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod compare;
 pub mod figures;
 pub mod frame;
 pub mod html;
+pub mod pdf;
 pub mod render;
 pub mod stats;
 pub mod table;
@@ -58,7 +59,7 @@ impl Declaration {
 }
 
 /// Output formats.
-pub const FORMATS: &[&str] = &["md", "tex", "csv", "svg", "png", "html"];
+pub const FORMATS: &[&str] = &["md", "tex", "csv", "svg", "png", "pdf", "html"];
 
 /// The report of one sweep.
 pub struct Report {
@@ -312,6 +313,11 @@ impl Report {
             if formats.contains(&"png") {
                 let p = out.join(format!("{stem}.png"));
                 figures::png(f, &p)?;
+                written.borrow_mut().push(p);
+            }
+            if formats.contains(&"pdf") {
+                let p = out.join(format!("{stem}.pdf"));
+                figures::pdf(f, &p)?;
                 written.borrow_mut().push(p);
             }
             page += &format!("![{}]({stem}.svg)\n\n", f.title);
