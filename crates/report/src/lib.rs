@@ -116,6 +116,54 @@ pub fn default_tables(runs: &[RunData]) -> Vec<TableSpec> {
         .collect()
 }
 
+/// The figures of a sweep without declarations: for each run kind, each per-epoch series its
+/// finished runs all have (per-step series such as `train/step_loss` left out) as curves
+/// against the epoch, one per setting of the fields that vary among those runs (mean ± std
+/// over seeds).
+pub fn default_figures(runs: &[RunData]) -> Vec<FigureSpec> {
+    let mut kinds: Vec<String> = Vec::new();
+    for r in runs {
+        if !kinds.contains(&r.record.kind) {
+            kinds.push(r.record.kind.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for kind in kinds {
+        let done: Vec<&RunData> = runs
+            .iter()
+            .filter(|r| r.record.kind == kind && r.record.status == t4v_store::RunStatus::Done)
+            .collect();
+        let Some(first) = done.first() else {
+            continue;
+        };
+        let flats: Vec<BTreeMap<String, String>> = done
+            .iter()
+            .map(|r| frame::flatten(&r.record.spec))
+            .collect();
+        let group = frame::varying_fields(flats.iter());
+        for ((split, name), series) in &first.series {
+            let shared = done.iter().all(|r| {
+                r.series
+                    .get(&(split.clone(), name.clone()))
+                    .is_some_and(|s| s.points().len() > 1)
+            });
+            if !shared || name.contains("step") || series.points().len() < 2 {
+                continue;
+            }
+            let spec = serde_json::json!({
+                "name": format!("{kind}-{split}-{name}"),
+                "plot": "curve",
+                "metric": format!("{split}/{name}"),
+                "kind": kind,
+                "group": group,
+                "title": format!("{kind}: {split}/{name} per epoch"),
+            });
+            out.push(serde_json::from_value(spec).expect("a curve figure"));
+        }
+    }
+    out
+}
+
 /// Builds the report of `runs` (the runs of sweep `sweep`, in sweep order) for `declarations`
 /// (the defaults when empty).
 pub fn build(
@@ -137,15 +185,16 @@ pub fn build(
             _ => None,
         })
         .collect();
-    let figure_specs: Vec<&FigureSpec> = declarations
+    let mut figure_specs: Vec<FigureSpec> = declarations
         .iter()
         .filter_map(|d| match d {
-            Declaration::Figure(f) => Some(f),
+            Declaration::Figure(f) => Some(f.clone()),
             _ => None,
         })
         .collect();
     if tables.is_empty() && compares.is_empty() && figure_specs.is_empty() {
         tables = default_tables(runs);
+        figure_specs = default_figures(runs);
     }
     // Each table reads its own frame: its kind, its metrics under its policy.
     let mut out_tables = Vec::new();
@@ -346,4 +395,59 @@ pub(crate) fn file_stem(name: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: &str, lr: f64, seed: u64, top1: &[f64]) -> RunData {
+        let mut record = t4v_store::RunRecord::new(
+            id.parse().unwrap(),
+            serde_json::json!({"kind": "train", "seed": seed, "optim": {"lr": lr}}),
+            serde_json::json!({}),
+            id.parse().unwrap(),
+            0,
+        );
+        record.status = t4v_store::RunStatus::Done;
+        let mut series = BTreeMap::new();
+        let mut val = t4v_store::Series::default();
+        let mut step = t4v_store::Series::default();
+        for (e, v) in top1.iter().enumerate() {
+            val.insert(e as u64 + 1, *v);
+            step.insert(e as u64 * 10 + 1, *v);
+            step.insert(e as u64 * 10 + 2, *v);
+        }
+        series.insert(("val".to_string(), "top1".to_string()), val);
+        series.insert(("train".to_string(), "step_loss".to_string()), step);
+        RunData {
+            record,
+            series,
+            provenance: None,
+        }
+    }
+
+    /// A sweep without declarations gets a learning-curve figure per shared per-epoch series,
+    /// grouped by the fields that vary; per-step series are left out.
+    #[test]
+    fn undeclared_sweeps_get_their_series_as_figures() {
+        let runs = [
+            run("0123456789abcde0", 1e-3, 0, &[10.0, 20.0, 30.0]),
+            run("0123456789abcde1", 1e-3, 1, &[12.0, 22.0, 32.0]),
+            run("0123456789abcde2", 1e-4, 0, &[5.0, 8.0, 9.0]),
+        ];
+        let report = build("s", &runs, &[]).unwrap();
+        assert_eq!(report.figures.len(), 1, "{:?}", report.figures);
+        let f = &report.figures[0];
+        assert_eq!(f.name, "train-val-top1");
+        let figures::FigureData::Curves { curves, x_axis, .. } = &f.data else {
+            panic!("curves")
+        };
+        assert_eq!(*x_axis, figures::XAxis::Integer);
+        let labels: Vec<&str> = curves.iter().map(|c| c.label.as_str()).collect();
+        assert_eq!(labels, ["optim.lr=0.001", "optim.lr=0.0001"]);
+        // Mean over the two seeds of lr 1e-3, per epoch.
+        assert_eq!(curves[0].points[0].1, 11.0);
+        assert_eq!(curves[0].points.len(), 3);
+    }
 }
