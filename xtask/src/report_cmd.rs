@@ -1,5 +1,7 @@
 //! `report <sweep>`: tables and comparisons of a sweep from the run store (or, while a sweep
-//! holds the store, from the snapshot its coordinator keeps).
+//! holds the store, from the snapshot its coordinator keeps). `--sweeps a,b` reports the runs
+//! of several sweeps as one (a run named by two of them counted once), with the first one's
+//! declarations.
 
 use std::path::{Path, PathBuf};
 
@@ -11,8 +13,13 @@ use t4v_store::{Store, SweepRecord};
 #[derive(clap::Args)]
 pub struct ReportArgs {
     /// The sweep to report.
-    pub sweep: String,
-    /// Output folder (default: `<results>/reports/<sweep>/`).
+    #[arg(required_unless_present = "sweeps")]
+    pub sweep: Option<String>,
+    /// Several sweeps reported as one: their runs (each once, in the sweeps' order) under the
+    /// first one's declarations.
+    #[arg(long, value_delimiter = ',', conflicts_with = "sweep")]
+    pub sweeps: Vec<String>,
+    /// Output folder (default: `<results>/reports/<sweep>/`, `<a>+<b>/` for several).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Output formats.
@@ -79,16 +86,28 @@ fn from_store(store: &Store, sweep: &str) -> Result<(SweepRecord, Vec<RunData>)>
 
 pub fn run(results: &Path, args: &ReportArgs) -> Result<()> {
     let store = crate::listing::open(results, "reporting")?;
-    let (record, runs) = from_store(&store, &args.sweep)?;
+    let names: Vec<String> = args.sweep.iter().chain(&args.sweeps).cloned().collect();
+    let Some(first) = names.first() else {
+        anyhow::bail!("name a sweep (or several: --sweeps a,b)");
+    };
+    let (record, mut runs) = from_store(&store, first)?;
+    for other in &names[1..] {
+        let (_, more) = from_store(&store, other)?;
+        for r in more {
+            if !runs.iter().any(|x| x.record.id == r.record.id) {
+                runs.push(r);
+            }
+        }
+    }
+    let name = names.join("+");
     let declarations: Vec<Declaration> = if args.table.is_empty() {
         record
             .reports
             .iter()
             .enumerate()
             .map(|(i, d)| {
-                Declaration::from_json(d).with_context(|| {
-                    format!("sweep `{}`: report declaration {}", args.sweep, i + 1)
-                })
+                Declaration::from_json(d)
+                    .with_context(|| format!("sweep `{first}`: report declaration {}", i + 1))
             })
             .collect::<Result<_>>()?
     } else {
@@ -98,12 +117,12 @@ pub fn run(results: &Path, args: &ReportArgs) -> Result<()> {
             .map(|(i, t)| parse_table(t, i + 1).map(Declaration::Table))
             .collect::<Result<_>>()?
     };
-    let mut report = t4v_report::build(&args.sweep, &runs, &declarations)?;
+    let mut report = t4v_report::build(&name, &runs, &declarations)?;
     report.script = Some((record.script_path.clone(), record.script.clone()));
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| results.join("reports").join(&args.sweep));
+        .unwrap_or_else(|| results.join("reports").join(&name));
     let formats: Vec<&str> = args.format.iter().map(String::as_str).collect();
     let written = report.write(&out, &formats)?;
     for t in &report.tables {

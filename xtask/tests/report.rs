@@ -365,3 +365,66 @@ fn a_running_sweep_is_reported_listed_and_shown_from_its_snapshot() {
         "{md}"
     );
 }
+
+/// `report --sweeps a,b`: one table of the runs of two sweeps, a run both name counted once.
+#[test]
+fn a_report_of_two_sweeps_counts_their_shared_runs_once() {
+    let d = tempfile::tempdir().unwrap();
+    let results = d.path().join("results");
+    let xtask = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .arg("--results")
+            .arg(&results)
+            .args(args)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap()
+    };
+    // `a`: difficulty 1 on seeds 0, 1; `b`: difficulty 1 on seed 0 (a's run) and 2 on 0, 1.
+    for (name, body) in [
+        (
+            "a",
+            r#"let s = sweep("a"); s.seeds([0, 1]);
+            s.add(#{ kind: "selftest", params: #{ epochs: 2, difficulty: 1.0 } });"#,
+        ),
+        (
+            "b",
+            r#"let s = sweep("b"); s.seeds([0]);
+            s.add(#{ kind: "selftest", params: #{ epochs: 2, difficulty: 1.0 } });
+            s.seeds([0, 1]);
+            s.add(#{ kind: "selftest", params: #{ epochs: 2, difficulty: 2.0 } });"#,
+        ),
+    ] {
+        let p = d.path().join(format!("{name}.rhai"));
+        std::fs::write(&p, body).unwrap();
+        let o = xtask(&["sweep", p.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let o = xtask(&[
+        "report",
+        "--sweeps",
+        "a,b",
+        "--format",
+        "md",
+        "--table",
+        "rows=params.difficulty;metric=val/top1",
+    ]);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{err}");
+    assert!(err.starts_with("4 runs (4 done"), "{err}");
+    let rows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("| 1.0") || l.starts_with("| 2.0"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert!(
+        rows.iter().all(|r| !r.contains('†')),
+        "two seeds in each row: {out}"
+    );
+    assert!(results.join("reports/a+b/table-1.md").exists());
+    let o = xtask(&["report", "a", "--sweeps", "b"]);
+    assert!(!o.status.success(), "a sweep and --sweeps together");
+}
