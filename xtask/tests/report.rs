@@ -134,6 +134,10 @@ fn a_sweep_report_matches_the_golden_files() {
         "21 done",
         "1 failed",
         "s.figure(",
+        // The comparison's adjusted p-values, interval and the line naming the tests.
+        "t-test p (Holm)",
+        "95% CI",
+        "adjusted over the 2 rows by Holm–Bonferroni",
     ] {
         assert!(html.contains(needle), "index.html lacks {needle}");
     }

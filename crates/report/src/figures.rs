@@ -72,6 +72,10 @@ pub struct FigureSpec {
     /// Curves over a spec field: `auto` (log₂ for shots), `linear` or `log2`.
     #[serde(default)]
     pub x_scale: XScale,
+    /// Learning curves: the reference's released log for each curve whose runs match one
+    /// ([`crate::reference`]), dashed, in the curve's colour.
+    #[serde(default)]
+    pub reference: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -120,6 +124,8 @@ pub type Classifier = (Vec<String>, Vec<f64>, [usize; 2]);
 pub struct Curve {
     pub label: String,
     pub points: Vec<(f64, f64, f64, usize)>,
+    /// The reference's curve for the same setting, `(epoch, value)` (empty: none).
+    pub reference: Vec<(f64, f64)>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -242,8 +248,17 @@ pub fn compute(runs: &[RunData], spec: &FigureSpec) -> Result<Figure, ReportErro
             let metric = need(spec, "metric", &spec.metric)?;
             let x = spec.x.as_deref().unwrap_or("epoch");
             let mut groups: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+            let mut keys: BTreeMap<
+                String,
+                std::collections::BTreeSet<Option<crate::reference::Key>>,
+            > = BTreeMap::new();
             for (r, f) in &sel {
                 let label = group_label(spec, f);
+                if spec.reference {
+                    keys.entry(label.clone())
+                        .or_default()
+                        .insert(crate::reference::key(f, &r.record.kind));
+                }
                 if x == "epoch" {
                     if r.record.status != t4v_store::RunStatus::Done {
                         continue;
@@ -287,7 +302,19 @@ pub fn compute(runs: &[RunData], spec: &FigureSpec) -> Result<Figure, ReportErro
                         })
                         .collect();
                     points.sort_by(|a, b| a.0.total_cmp(&b.0));
-                    Curve { label, points }
+                    let reference = match keys.get(&label).map(|k| k.iter().collect::<Vec<_>>()) {
+                        Some(k) if x == "epoch" && k.len() == 1 => k[0]
+                            .as_ref()
+                            .and_then(|k| crate::reference::curve(k, metric))
+                            .map(|c| c.into_iter().map(|(e, v)| (e as f64, v)).collect())
+                            .unwrap_or_default(),
+                        _ => Vec::new(),
+                    };
+                    Curve {
+                        label,
+                        points,
+                        reference,
+                    }
                 })
                 .collect();
             let xs: Vec<f64> = curves
@@ -463,6 +490,18 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, fig: &Figure) -> DrawR
             let (y0, y1) = pts.fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| {
                 (a.0.min(p.1 - p.2), a.1.max(p.1 + p.2))
             });
+            let (x0, x1, y0, y1) =
+                curves
+                    .iter()
+                    .flat_map(|c| &c.reference)
+                    .fold((x0, x1, y0, y1), |a, p| {
+                        (
+                            a.0.min(tx(p.0)),
+                            a.1.max(tx(p.0)),
+                            a.2.min(p.1),
+                            a.3.max(p.1),
+                        )
+                    });
             let (x0, x1) = span(x0, x1);
             let (y0, y1) = span(y0, y1);
             let mut chart = ChartBuilder::on(&root)
@@ -531,6 +570,25 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, fig: &Figure) -> DrawR
                     .legend(move |(x, y)| {
                         PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
                     });
+                if !c.reference.is_empty() {
+                    chart
+                        .draw_series(DashedLineSeries::new(
+                            c.reference.iter().map(|p| (tx(p.0), p.1)),
+                            6,
+                            4,
+                            colour.stroke_width(2),
+                        ))
+                        .map_err(e)?
+                        .label(format!("{} (reference, released log)", c.label))
+                        .legend(move |(x, y)| {
+                            plotters::element::DashedPathElement::new(
+                                vec![(x, y), (x + 18, y)],
+                                4,
+                                3,
+                                colour.stroke_width(2),
+                            )
+                        });
+                }
             }
             chart
                 .configure_series_labels()
@@ -794,6 +852,7 @@ mod tests {
                     .map(|l| Curve {
                         label: l.to_string(),
                         points: points.clone(),
+                        reference: Vec::new(),
                     })
                     .collect(),
             },

@@ -7,6 +7,7 @@ pub mod figures;
 pub mod frame;
 pub mod html;
 pub mod pdf;
+pub mod reference;
 pub mod render;
 pub mod stats;
 pub mod table;
@@ -111,6 +112,7 @@ pub fn default_tables(runs: &[RunData]) -> Vec<TableSpec> {
                 kind: Some(kind),
                 filter: Default::default(),
                 precision: 2,
+                reference: false,
             })
         })
         .collect()
@@ -425,6 +427,84 @@ mod tests {
             series,
             provenance: None,
         }
+    }
+
+    /// Runs shaped like the reference's K400 ViT-B/16 8-frame training (two seeds): a table
+    /// with `reference` shows the released log's last-epoch number and Δ; the learning curve
+    /// with `reference` carries the log's 30 epochs as a dashed line with its own legend entry.
+    #[test]
+    fn runs_matching_a_published_row_are_held_against_it() {
+        let k400 = |id: &str, seed: u64, last: f64| {
+            let mut record = t4v_store::RunRecord::new(
+                id.parse().unwrap(),
+                serde_json::json!({"kind": "train", "seed": seed,
+                    "data": {"dataset": "k400"},
+                    "model": {"backbone": "openai/clip-vit-base-patch16", "frames": 8},
+                    "eval": {"crops": 1, "clips": 1}}),
+                serde_json::json!({}),
+                id.parse().unwrap(),
+                0,
+            );
+            record.status = t4v_store::RunStatus::Done;
+            let mut val = t4v_store::Series::default();
+            for e in 1..=30u64 {
+                val.insert(e, last - 30.0 / e as f64 + 1.0);
+            }
+            let mut series = BTreeMap::new();
+            series.insert(("val".to_string(), "top1".to_string()), val);
+            RunData {
+                record,
+                series,
+                provenance: None,
+            }
+        };
+        let runs = [
+            k400("0123456789abcde0", 0, 80.9),
+            k400("0123456789abcde1", 1, 81.1),
+        ];
+        let decl = |v: serde_json::Value| Declaration::from_json(&v).unwrap();
+        let declarations = [
+            decl(
+                serde_json::json!({"type": "table", "name": "k400", "rows": ["model.backbone"],
+                "metric": "val/top1", "policy": "last", "precision": 2, "reference": true}),
+            ),
+            decl(
+                serde_json::json!({"type": "figure", "name": "curves", "plot": "curve",
+                "metric": "val/top1", "group": ["model.frames"], "reference": true}),
+            ),
+        ];
+        let report = build("k400", &runs, &declarations).unwrap();
+        let md = render::markdown(&report.tables[0]);
+        assert!(
+            md.contains("| model.backbone | val/top1 | val/top1 (published) | Δ val/top1 |"),
+            "{md}"
+        );
+        // Ours: mean of 80.9 − 1 + 1 and 81.1 (last epoch) = 81.00; published 81.40.
+        assert!(
+            md.contains("| openai/clip-vit-base-patch16 | **81.00 ± 0.14** | 81.40 | -0.40 |"),
+            "{md}"
+        );
+        assert!(md.contains("Δ = ours − published"), "{md}");
+        let fig = &report.figures[0];
+        let figures::FigureData::Curves { curves, .. } = &fig.data else {
+            panic!("curves")
+        };
+        assert_eq!(curves[0].reference.len(), 30);
+        assert_eq!(curves[0].reference[29], (30.0, 81.397));
+        let svg = figures::svg(fig).unwrap();
+        assert!(
+            svg.contains("model.frames=8 (reference, released log)"),
+            "legend"
+        );
+        // The dashes: many short segments in the curve's colour beside its one line.
+        let blue = svg.matches("stroke=\"#1F77B4\"").count();
+        assert!(blue > 20, "{blue} strokes of the curve's colour");
+        // A run on a backbone the reference did not release has no published row.
+        let mut other = k400("0123456789abcde2", 0, 50.0);
+        other.record.spec["model"]["backbone"] = "/models/tiny".into();
+        let report = build("x", &[other], &declarations[..1]).unwrap();
+        let md = render::markdown(&report.tables[0]);
+        assert!(!md.contains("published)"), "{md}");
     }
 
     /// A sweep without declarations gets a learning-curve figure per shared per-epoch series,

@@ -21,6 +21,9 @@ pub(crate) fn cell_text(
 ) -> (String, Option<u8>, String) {
     match c {
         None => (String::new(), None, String::new()),
+        Some(Cell {
+            fixed: Some(text), ..
+        }) => (text.clone(), None, String::new()),
         Some(c) => {
             let flag = if c.flagged() {
                 format!("†{}/{}", c.n(), c.expected)

@@ -10,7 +10,12 @@ use serde_json::Value;
 
 use crate::ReportError;
 use crate::frame::{Policy, higher_is_better};
+use crate::reference::Key;
 use crate::stats::mean_std;
+
+fn number(x: f64, precision: usize) -> String {
+    format!("{x:.precision$}")
+}
 
 /// A table declared in a sweep script (`s.table(#{...})`) or on the command line.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -39,6 +44,10 @@ pub struct TableSpec {
     /// Digits after the decimal point.
     #[serde(default = "one")]
     pub precision: usize,
+    /// Beside each column, the reference's published number for the cell's runs (same
+    /// dataset, backbone, frames and views; [`crate::reference`]) and Δ = ours − published.
+    #[serde(default)]
+    pub reference: bool,
 }
 
 fn one() -> usize {
@@ -79,6 +88,8 @@ pub struct Cell {
     pub std: f64,
     /// 1 for the best in its column, 2 for the second.
     pub rank: Option<u8>,
+    /// Printed as is instead of mean ± std (a published number, a difference).
+    pub fixed: Option<String>,
 }
 
 impl Cell {
@@ -154,6 +165,29 @@ pub fn compute(
     let mut row_order: Vec<Vec<String>> = Vec::new();
     let mut col_order: Vec<String> = Vec::new();
     let mut cells: BTreeMap<(usize, usize), BTreeMap<u64, Option<f64>>> = BTreeMap::new();
+    // With `reference`: the reference keys of each cell's runs.
+    let mut keys: BTreeMap<(usize, usize), std::collections::BTreeSet<Option<Key>>> =
+        BTreeMap::new();
+    let key_fields = [
+        "data.dataset",
+        "model.backbone",
+        "model.frames",
+        "eval.crops",
+        "eval.clips",
+    ];
+    let key_vals: Vec<(&str, Vec<Option<String>>)> = if spec.reference {
+        key_fields
+            .iter()
+            .filter_map(|f| strings(df, f).ok().map(|v| (*f, v)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let kinds = if spec.reference {
+        strings(df, "kind")?
+    } else {
+        Vec::new()
+    };
     let col_label = |i: usize| -> String {
         spec.cols
             .iter()
@@ -193,6 +227,16 @@ pub fn compute(
                     col_order.len() - 1
                 }
             };
+            if spec.reference {
+                let flat: BTreeMap<String, String> = key_vals
+                    .iter()
+                    .filter_map(|(f, v)| v[i].clone().map(|x| (f.to_string(), x)))
+                    .collect();
+                let kind = kinds[i].clone().unwrap_or_default();
+                keys.entry((ri, ci))
+                    .or_default()
+                    .insert(crate::reference::key(&flat, &kind));
+            }
             let seeds_of = cells.entry((ri, ci)).or_default();
             // A seed seen twice in one cell (runs differing in a field not shown) keeps a value.
             let slot = seeds_of.entry(seeds[i]).or_insert(None);
@@ -216,6 +260,7 @@ pub fn compute(
                             mean,
                             std,
                             rank: None,
+                            fixed: None,
                         }
                     })
                 })
@@ -253,6 +298,56 @@ pub fn compute(
             }
         }
     }
+    let mut caption_extra = String::new();
+    if spec.reference {
+        // Right to left, so the indices of the columns still to do stay put.
+        for ci in (0..col_order.len()).rev() {
+            let metric = if metrics.len() > 1 {
+                &metrics[ci]
+            } else {
+                &metrics[0]
+            };
+            let found: Vec<Option<f64>> = (0..rows.len())
+                .map(|ri| {
+                    let ks = keys.get(&(ri, ci))?;
+                    let [Some(k)] = ks.iter().collect::<Vec<_>>()[..] else {
+                        return None;
+                    };
+                    crate::reference::published(k, metric).map(|p| p.0)
+                })
+                .collect();
+            if found.iter().all(Option::is_none) {
+                continue;
+            }
+            let fixed = |text: String, v: f64| Cell {
+                values: vec![v],
+                expected: 1,
+                mean: v,
+                std: 0.0,
+                rank: None,
+                fixed: Some(text),
+            };
+            for (ri, (_, cs)) in rows.iter_mut().enumerate() {
+                let p = found[ri];
+                let ours = cs[ci].as_ref().filter(|c| c.n() > 0).map(|c| c.mean);
+                let pc = p.map(|v| fixed(number(v, spec.precision), v));
+                let dc = match (ours, p) {
+                    (Some(o), Some(v)) => {
+                        Some(fixed(format!("{:+.*}", spec.precision, o - v), o - v))
+                    }
+                    _ => None,
+                };
+                cs.insert(ci + 1, pc);
+                cs.insert(ci + 2, dc);
+            }
+            let label = col_order[ci].clone();
+            col_order.insert(ci + 1, format!("{label} (published)"));
+            col_order.insert(ci + 2, format!("Δ {label}"));
+        }
+        caption_extra = "; published: the reference's README and released logs \
+                         (experiments/reference/published.csv), Δ = ours − published"
+            .into();
+    }
     let policy = match &spec.policy {
         Policy::Summary => String::new(),
         Policy::Best => " (best epoch)".into(),
@@ -265,6 +360,9 @@ pub fn compute(
         col_labels: col_order,
         rows,
         precision: spec.precision,
-        caption: format!("{}{policy}: mean ± std over seeds", metrics.join(", ")),
+        caption: format!(
+            "{}{policy}: mean ± std over seeds{caption_extra}",
+            metrics.join(", ")
+        ),
     })
 }
