@@ -67,6 +67,10 @@ pub struct FigureSpec {
     /// Similarity heatmaps: the first this many classes.
     #[serde(default)]
     pub classes: Option<usize>,
+    /// Similarity heatmaps: class order, `given` (the dataset's) or `cluster` (average-linkage
+    /// clustering of 1 − cosine: similar classes side by side).
+    #[serde(default)]
+    pub order: Order,
     #[serde(default)]
     pub title: Option<String>,
     /// Curves over a spec field: `auto` (log₂ for shots), `linear` or `log2`.
@@ -76,6 +80,56 @@ pub struct FigureSpec {
     /// ([`crate::reference`]), dashed, in the curve's colour.
     #[serde(default)]
     pub reference: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    #[default]
+    Given,
+    Cluster,
+}
+
+/// The leaf order of average-linkage agglomerative clustering of a similarity matrix: the two
+/// clusters with the highest mean similarity merge (the first's members before the second's)
+/// until one is left.
+pub fn cluster_order(sim: &[Vec<f64>]) -> Vec<usize> {
+    let n = sim.len();
+    let mut members: Vec<Option<Vec<usize>>> = (0..n).map(|i| Some(vec![i])).collect();
+    let mut s: Vec<Vec<f64>> = sim.to_vec();
+    loop {
+        let live: Vec<usize> = (0..n).filter(|&i| members[i].is_some()).collect();
+        if live.len() <= 1 {
+            return live
+                .first()
+                .and_then(|&i| members[i].clone())
+                .unwrap_or_default();
+        }
+        let mut best = (live[0], live[1], f64::NEG_INFINITY);
+        for (x, &i) in live.iter().enumerate() {
+            for &j in &live[x + 1..] {
+                if s[i][j] > best.2 {
+                    best = (i, j, s[i][j]);
+                }
+            }
+        }
+        let (a, b, _) = best;
+        let (na, nb) = (
+            members[a].as_ref().map_or(0, Vec::len) as f64,
+            members[b].as_ref().map_or(0, Vec::len) as f64,
+        );
+        for &k in &live {
+            if k != a && k != b {
+                let v = (na * s[a][k] + nb * s[b][k]) / (na + nb);
+                s[a][k] = v;
+                s[k][a] = v;
+            }
+        }
+        let tail = members[b].take().unwrap_or_default();
+        if let Some(m) = members[a].as_mut() {
+            m.extend(tail);
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -394,9 +448,20 @@ pub fn compute(runs: &[RunData], spec: &FigureSpec) -> Result<Figure, ReportErro
                         .collect()
                 })
                 .collect();
-            FigureData::Heatmap {
-                labels: names.into_iter().take(k).collect(),
-                values,
+            let labels: Vec<String> = names.into_iter().take(k).collect();
+            let values: Vec<Vec<f64>> = values;
+            match spec.order {
+                Order::Given => FigureData::Heatmap { labels, values },
+                Order::Cluster => {
+                    let order = cluster_order(&values);
+                    FigureData::Heatmap {
+                        labels: order.iter().map(|&i| labels[i].clone()).collect(),
+                        values: order
+                            .iter()
+                            .map(|&i| order.iter().map(|&j| values[i][j]).collect())
+                            .collect(),
+                    }
+                }
             }
         }
     };
@@ -858,6 +923,24 @@ mod tests {
             },
             colours: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn clustering_puts_similar_classes_side_by_side() {
+        // Classes 0 and 2 alike, 1 and 3 alike.
+        let s = vec![
+            vec![1.0, 0.1, 0.9, 0.2],
+            vec![0.1, 1.0, 0.15, 0.8],
+            vec![0.9, 0.15, 1.0, 0.1],
+            vec![0.2, 0.8, 0.1, 1.0],
+        ];
+        let o = cluster_order(&s);
+        assert_eq!(o.len(), 4);
+        let pos = |i: usize| o.iter().position(|&x| x == i).unwrap() as i64;
+        assert_eq!((pos(0) - pos(2)).abs(), 1, "{o:?}");
+        assert_eq!((pos(1) - pos(3)).abs(), 1, "{o:?}");
+        assert_eq!(cluster_order(&[vec![1.0]]), vec![0]);
+        assert!(cluster_order(&[]).is_empty());
     }
 
     #[test]
