@@ -17,6 +17,7 @@ use t4v_core::plugin::ParamGroups;
 use t4v_core::spec::OptimSpec;
 use t4v_fused::optim::AdamW;
 
+use crate::history::{self, History};
 use crate::model::Grouped;
 
 pub struct Fitter<B: FusedAutodiffBackend, M: AutodiffModule<B>> {
@@ -270,21 +271,64 @@ pub fn existing(dir: &Path) -> Option<PathBuf> {
         .find(|d| d.join("model.mpk").exists())
 }
 
+/// A training checkpoint a re-attempt continues from.
+pub struct Resumed<M> {
+    pub dir: PathBuf,
+    pub model: M,
+    pub state: LoopState,
+    /// The points reported up to it (empty for checkpoints written before they were kept).
+    pub history: History,
+}
+
 /// The checkpoint a re-attempt continues from: `Ok(None)` when `last` (or what a crash mid-swap
-/// left of it) does not exist, its folder, model and loop state when it verifies and loads, and
-/// the error naming the damaged file otherwise (the caller says so and starts afresh).
+/// left of it) does not exist, the checkpoint when it verifies and loads, and the error naming
+/// the damaged file otherwise (the caller says so and starts afresh).
 pub fn resume<B: t4v_fused::FusedBackend, M: burn::module::Module<B>>(
     last: &Path,
     model: M,
     device: &B::Device,
-) -> Result<Option<(PathBuf, M, LoopState)>, CheckpointError> {
+) -> Result<Option<Resumed<M>>, CheckpointError> {
     let Some(dir) = existing(last) else {
         return Ok(None);
     };
     verify(&dir)?;
-    let m = load_model(&dir, model, device)?;
-    let s: LoopState = read_json(&dir, "state.json")?;
-    Ok(Some((dir, m, s)))
+    let model = load_model(&dir, model, device)?;
+    let state: LoopState = read_json(&dir, "state.json")?;
+    let history = if dir.join(history::FILE).exists() {
+        read_json(&dir, history::FILE)?
+    } else {
+        History::default()
+    };
+    Ok(Some(Resumed {
+        dir,
+        model,
+        state,
+        history,
+    }))
+}
+
+/// Saves a training checkpoint into `dir` ([`save_model`]): the model, the optimiser when
+/// given, the spec, the loop state and the points reported so far.
+pub fn save_checkpoint<B: FusedAutodiffBackend, M: AutodiffModule<B>>(
+    dir: &Path,
+    model: &M,
+    spec: &t4v_core::RunSpec,
+    (state, history): (&LoopState, &History),
+    optim: Option<&Fitter<B, M>>,
+) -> Result<(), CheckpointError> {
+    save_model(
+        dir,
+        model,
+        &[
+            (
+                "spec.json",
+                serde_json::to_value(spec).expect("specs serialise"),
+            ),
+            ("state.json", serde_json::json!(state)),
+            (history::FILE, history.to_json()),
+        ],
+        optim,
+    )
 }
 
 /// Loads `dir/model.mpk` into `model` (whose structure must match).

@@ -29,6 +29,31 @@ use crate::cache::{self, Features};
 use crate::classifier::CosineClassifier;
 use crate::metrics::{self, Accuracy};
 
+/// The `last` checkpoint a re-attempt continues from ([`crate::fit::resume`]), the points it
+/// had reported reported again (the store may have missed the last ones before the attempt
+/// died). An unusable checkpoint is said in the log and never loaded: `None`, a fresh start.
+pub(crate) fn resume_from<B: FusedBackend, M: burn::module::Module<B>>(
+    last: &Path,
+    model: M,
+    device: &B::Device,
+    reporter: &mut Reporter,
+) -> Option<crate::fit::Resumed<M>> {
+    match crate::fit::resume(last, model, device) {
+        Ok(r) => {
+            if let Some(r) = &r {
+                r.history.replay(reporter);
+            }
+            r
+        }
+        Err(e) => {
+            reporter.log(format!(
+                "not resuming: the checkpoint is unusable ({e}); starting from the beginning"
+            ));
+            None
+        }
+    }
+}
+
 pub(crate) fn fail(e: impl std::fmt::Display) -> RunError {
     RunError::Failed(e.to_string())
 }

@@ -31,7 +31,7 @@ use super::{
 };
 use crate::classifier::CosineClassifier;
 use crate::fit::{self, Fitter, LoopState};
-use crate::history::{self, History};
+use crate::history::History;
 use crate::metrics::accuracy;
 use crate::parallel::{PeerCtx, Replicas, peer_threads};
 use crate::schedule::WarmupCosine;
@@ -373,33 +373,20 @@ fn pretrain<B: FusedAutodiffBackend>(
     let last_dir = job.run_dir.join("checkpoint").join("last");
     let mut state = LoopState::default();
     let fresh = ClipModel::<B>::init_random(&config, spec.seed, device);
-    let (model, resume) = match fit::resume(&last_dir, fresh.clone(), device) {
-        Ok(None) => (fresh, None),
-        Ok(Some((dir, m, s))) => {
-            state = s;
+    let mut history = History::default();
+    let (model, resume) = match super::resume_from(&last_dir, fresh.clone(), device, reporter) {
+        None => (fresh, None),
+        Some(r) => {
+            (state, history) = (r.state, r.history);
             reporter.log(format!(
                 "resuming from the checkpoint after step {} of epoch {} (attempt {})",
                 state.iteration,
                 state.epoch + 1,
                 job.attempt
             ));
-            (m, Some(dir))
-        }
-        Err(e) => {
-            reporter.log(format!(
-                "not resuming: the checkpoint is unusable ({e}); starting from the beginning"
-            ));
-            (fresh, None)
+            (r.model, Some(r.dir))
         }
     };
-    // The points the checkpoint had reported, again: the store may have missed the last ones.
-    let mut history = History::default();
-    if let Some(dir) = &resume {
-        if dir.join(history::FILE).exists() {
-            history = fit::read_json(dir, history::FILE).map_err(fail)?;
-        }
-        history.replay(reporter);
-    }
     let mut replicas = Replicas::new(peers, peer_threads(peers), model, device, |m, d| {
         let f = Fitter::new(o, 1, m);
         match &resume {
@@ -411,20 +398,7 @@ fn pretrain<B: FusedAutodiffBackend>(
                 fitter: &Fitter<B, ClipModel<B>>,
                 state: &LoopState,
                 history: &History| {
-        fit::save_model(
-            &last_dir,
-            model,
-            &[
-                (
-                    "spec.json",
-                    serde_json::to_value(spec).expect("specs serialise"),
-                ),
-                ("state.json", serde_json::json!(state)),
-                (history::FILE, history.to_json()),
-            ],
-            Some(fitter),
-        )
-        .map_err(fail)
+        fit::save_checkpoint(&last_dir, model, spec, (state, history), Some(fitter)).map_err(fail)
     };
     let schedule = WarmupCosine {
         total_epochs: o.epochs as f64,

@@ -12,7 +12,6 @@ use t4v_fused::{FusedAutodiffBackend, FusedBackend};
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Tensor, TensorData};
-use serde_json::json;
 use t4v_clip::ClipModel;
 use t4v_core::{
     Family, Job, ParamDef, ParamType, PluginInfo, Reporter, RunError, RunKind, RunSpec,
@@ -29,7 +28,7 @@ use super::{
 use crate::classifier::CosineClassifier;
 use crate::encoder::ClipVideoEncoder;
 use crate::fit::{self, Fitter, LoopState};
-use crate::history::{self, History};
+use crate::history::History;
 use crate::init::{classifier_weights, text_tower};
 use crate::model::VideoClassifier;
 use crate::parallel::{Replicas, peer_threads};
@@ -223,40 +222,25 @@ fn train<B: FusedAutodiffBackend>(
     // Resuming: every peer loads the same checkpoint — never a damaged one: that is said and
     // the run starts afresh.
     let mut resume = None;
-    match fit::resume(&last_dir, model.clone(), device) {
-        Ok(None) => {}
-        Ok(Some((dir, m, s))) => {
-            (model, state, resume) = (m, s, Some(dir));
-            let at = if state.iteration == 0 {
-                format!("after epoch {}", state.epoch)
-            } else {
+    let mut history = History::default();
+    if let Some(r) = super::resume_from(&last_dir, model.clone(), device, reporter) {
+        (model, state, history, resume) = (r.model, r.state, r.history, Some(r.dir));
+        let (at, within) = if state.iteration == 0 {
+            (format!("after epoch {}", state.epoch), String::new())
+        } else {
+            (
                 format!(
                     "after step {} of epoch {}",
                     state.iteration.div_ceil(accumulation),
                     state.epoch + 1
-                )
-            };
-            let within = if state.iteration == 0 {
-                String::new()
-            } else {
-                format!("iteration {} of {iters}, ", state.iteration)
-            };
-            reporter.log(format!(
-                "resuming from the checkpoint {at} ({within}attempt {})",
-                job.attempt
-            ));
-        }
-        Err(e) => reporter.log(format!(
-            "not resuming: the checkpoint is unusable ({e}); starting from the beginning"
-        )),
-    }
-    // The points the checkpoint had reported, again: the store may have missed the last ones.
-    let mut history = History::default();
-    if let Some(dir) = &resume {
-        if dir.join(history::FILE).exists() {
-            history = fit::read_json(dir, history::FILE).map_err(fail)?;
-        }
-        history.replay(reporter);
+                ),
+                format!("iteration {} of {iters}, ", state.iteration),
+            )
+        };
+        reporter.log(format!(
+            "resuming from the checkpoint {at} ({within}attempt {})",
+            job.attempt
+        ));
     }
     if resume.is_none()
         && let Some(init) = job.needs.get("init")
@@ -386,13 +370,14 @@ fn train<B: FusedAutodiffBackend>(
                     state.loss_sum = sum;
                     state.loss_count = count;
                     state.skipped = batches.skipped.clone();
-                    save(
+                    fit::save_checkpoint(
                         &last_dir,
                         replicas.model(),
                         spec,
                         (&state, &history),
                         Some(replicas.fitter()),
-                    )?;
+                    )
+                    .map_err(fail)?;
                 }
             }
         }
@@ -419,16 +404,18 @@ fn train<B: FusedAutodiffBackend>(
             if state.best_top1.is_none_or(|b| acc > b) {
                 state.best_top1 = Some(acc);
                 state.best_epoch = Some(epoch_no);
-                save(&best_dir, replicas.model(), spec, (&state, &history), None)?;
+                fit::save_checkpoint(&best_dir, replicas.model(), spec, (&state, &history), None)
+                    .map_err(fail)?;
             }
         }
-        save(
+        fit::save_checkpoint(
             &last_dir,
             replicas.model(),
             spec,
             (&state, &history),
             Some(replicas.fitter()),
-        )?;
+        )
+        .map_err(fail)?;
     }
     let all_steps = epochs as usize * steps_per_epoch;
     reporter.log(format!(
@@ -473,29 +460,6 @@ fn init_from<B: FusedAutodiffBackend>(
     model.encoder = loaded.encoder;
     model.classifier.logit_scale = loaded.classifier.logit_scale;
     Ok(model)
-}
-
-fn save<B: FusedAutodiffBackend>(
-    dir: &Path,
-    model: &VideoClassifier<B>,
-    spec: &RunSpec,
-    (state, history): (&LoopState, &History),
-    fitter: Option<&Fitter<B, VideoClassifier<B>>>,
-) -> Result<(), RunError> {
-    fit::save_model(
-        dir,
-        model,
-        &[
-            (
-                "spec.json",
-                serde_json::to_value(spec).expect("specs serialise"),
-            ),
-            ("state.json", json!(state)),
-            (history::FILE, history.to_json()),
-        ],
-        fitter,
-    )
-    .map_err(fail)
 }
 
 /// Single-view validation: reports `val/*` summaries and the per-class artefact; returns top-1.
