@@ -14,11 +14,19 @@ use serde_json::Value;
 
 mod common;
 
-fn script(dir: &Path, model: &Path) -> PathBuf {
+/// Writes `dir/<name>.rhai` from `body`, whose `BASE` stands for a spec map of the synthetic
+/// world and the tiny model at `model`.
+fn write_script(dir: &Path, model: &Path, name: &str, body: &str) -> PathBuf {
     let base = format!(
         r#"#{{ model: #{{ backbone: "{}", frames: 4, input_size: 32 }}, data: #{{ dataset: "synthetic" }} }}"#,
         model.display()
     );
+    let p = dir.join(format!("{name}.rhai"));
+    std::fs::write(&p, body.replace("BASE", &base)).unwrap();
+    p
+}
+
+fn script(dir: &Path, model: &Path) -> PathBuf {
     let body = r#"let s = sweep("faults");
         s.seeds([0, 1]);
         s.add(#{ kind: "selftest", params: #{ epochs: 3, sleep_ms: 300 } });
@@ -33,9 +41,7 @@ fn script(dir: &Path, model: &Path) -> PathBuf {
         let t = BASE; t.kind = "train";
         t.optim = #{ lr: 1e-3, epochs: 2, warmup_epochs: 1, batch_size: 32 };
         s.add(t);"#;
-    let p = dir.join("faults.rhai");
-    std::fs::write(&p, body.replace("BASE", &base)).unwrap();
-    p
+    write_script(dir, model, "faults", body)
 }
 
 fn xtask(results: &Path, args: &[&str]) -> Command {
@@ -177,10 +183,6 @@ fn a_sweep_killed_at_random_moments_ends_as_an_uninterrupted_one() {
 fn a_worker_killed_while_it_writes_a_checkpoint_or_a_cache_loses_nothing() {
     let d = tempfile::tempdir().unwrap();
     let model = common::model_dir(d.path());
-    let base = format!(
-        r#"#{{ model: #{{ backbone: "{}", frames: 4, input_size: 32 }}, data: #{{ dataset: "synthetic" }} }}"#,
-        model.display()
-    );
     let body = r#"let s = sweep("writes");
         let f = BASE; f.kind = "features"; f.params = #{ split: "train", per_class: 4 };
         s.add(f);
@@ -188,8 +190,7 @@ fn a_worker_killed_while_it_writes_a_checkpoint_or_a_cache_loses_nothing() {
         t.optim = #{ lr: 1e-3, epochs: 1, warmup_epochs: 1, batch_size: 32 };
         t.params = #{ checkpoint_every: 4 };
         s.add(t);"#;
-    let script = d.path().join("writes.rhai");
-    std::fs::write(&script, body.replace("BASE", &base)).unwrap();
+    let script = write_script(d.path(), &model, "writes", body);
     let script = script.to_str().unwrap();
     let calm = d.path().join("calm");
     let o = xtask(&calm, &["sweep", script]).output().unwrap();

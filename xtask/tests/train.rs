@@ -266,13 +266,8 @@ fn resumes(args: &[&str], damage: bool) -> String {
     );
     let mut sweep = vec!["sweep", script.to_str().unwrap()];
     sweep.extend(args);
-    let mut child = env.cmd(&sweep).stderr(Stdio::null()).spawn().unwrap();
     // Kill the coordinator (its worker dies with it) once epoch 1 is checkpointed.
-    let state = common::first_checkpoint(&env.results(), 300);
-    unsafe { libc_kill(child.id() as i32, 9) };
-    child.wait().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let (state, saved) = kill_when(&env, &sweep, |_| true);
     let at_kill = saved["epoch"].as_u64().unwrap();
     assert!((1..3).contains(&at_kill), "{saved}");
     if damage {
@@ -283,21 +278,7 @@ fn resumes(args: &[&str], damage: bool) -> String {
         std::fs::write(&weights, bytes).unwrap();
     }
 
-    let o = env.cmd(&sweep).output().unwrap();
-    let out = String::from_utf8_lossy(&o.stderr);
-    assert!(out.contains("1 succeeded, 0 failed"), "{out}");
-    let runs = env.runs();
-    let r = &runs[0];
-    let attempts = r["attempts"].as_array().unwrap();
-    assert_eq!(attempts.len(), 2, "{r}");
-    assert_eq!(attempts[0]["outcome"], "interrupted");
-    let log = std::fs::read_to_string(
-        env.results()
-            .join("runs")
-            .join(r["id"].as_str().unwrap())
-            .join("attempt-2.stderr.log"),
-    )
-    .unwrap();
+    let (r, log) = rerun(&env, &sweep);
     assert_eq!(
         log.contains(&format!(
             "resuming from the checkpoint after epoch {at_kill} (attempt 2)"
@@ -312,14 +293,11 @@ fn resumes(args: &[&str], damage: bool) -> String {
     log
 }
 
-/// Kills the sweep of `script` with SIGKILL once its run's `last` checkpoint satisfies `when`
-/// (read as the worker writes it); the loop state it left.
-fn kill_when(env: &Env, script: &Path, when: impl Fn(&Value) -> bool) -> Value {
-    let mut child = env
-        .cmd(&["sweep", script.to_str().unwrap()])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+/// Kills the sweep that `args` start with SIGKILL once its run's `last` checkpoint satisfies
+/// `when` (read as the worker writes it); the checkpoint's `state.json` and the loop state the
+/// kill left in it.
+fn kill_when(env: &Env, args: &[&str], when: impl Fn(&Value) -> bool) -> (PathBuf, Value) {
+    let mut child = env.cmd(args).stderr(Stdio::null()).spawn().unwrap();
     let state = common::first_checkpoint(&env.results(), 300);
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
     loop {
@@ -336,7 +314,8 @@ fn kill_when(env: &Env, script: &Path, when: impl Fn(&Value) -> bool) -> Value {
     unsafe { libc_kill(child.id() as i32, 9) };
     child.wait().unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap()
+    let saved = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    (state, saved)
 }
 
 /// Every series of a run (`split/name` → points), read with `show`.
@@ -360,12 +339,10 @@ fn all_series(env: &Env, id: &str) -> std::collections::BTreeMap<String, Value> 
         .collect()
 }
 
-/// The second attempt's log of the one run of a sweep run again to completion.
-fn rerun(env: &Env, script: &Path) -> (Value, String) {
-    let o = env
-        .cmd(&["sweep", script.to_str().unwrap()])
-        .output()
-        .unwrap();
+/// The one run of the sweep that `args` start, run again to completion after a kill (its first
+/// attempt interrupted, the second succeeded), and the second attempt's log.
+fn rerun(env: &Env, args: &[&str]) -> (Value, String) {
+    let o = env.cmd(args).output().unwrap();
     let out = String::from_utf8_lossy(&o.stderr);
     assert!(out.contains("1 succeeded, 0 failed"), "{out}");
     let r = env.runs()[0].clone();
@@ -406,7 +383,8 @@ fn a_train_run_killed_mid_epoch_resumes_at_its_step_with_the_same_losses() {
 
     let env = Env::new();
     let script = env.script("m.rhai", body);
-    let saved = kill_when(&env, &script, |s| s["iteration"].as_u64() >= Some(6));
+    let sweep = ["sweep", script.to_str().unwrap()];
+    let (_, saved) = kill_when(&env, &sweep, |s| s["iteration"].as_u64() >= Some(6));
     let (epoch, iteration) = (
         saved["epoch"].as_u64().unwrap(),
         saved["iteration"].as_u64().unwrap(),
@@ -416,7 +394,7 @@ fn a_train_run_killed_mid_epoch_resumes_at_its_step_with_the_same_losses() {
         "killed mid-epoch: {saved}"
     );
     // (The two runs' ids differ: the specs name their own copies of the model.)
-    let (r, log) = rerun(&env, &script);
+    let (r, log) = rerun(&env, &sweep);
     assert!(
         log.contains(&format!(
             "resuming from the checkpoint after step {iteration} of epoch {} (iteration {iteration} of 36, attempt 2)",
@@ -472,14 +450,15 @@ fn a_killed_pretrain_run_resumes_to_the_same_model() {
 
     let env = Env::new();
     let script = env.script("p.rhai", body);
-    let saved = kill_when(&env, &script, |s| {
+    let sweep = ["sweep", script.to_str().unwrap()];
+    let (_, saved) = kill_when(&env, &sweep, |s| {
         s["epoch"].as_u64() == Some(1) || s["iteration"].as_u64() >= Some(2)
     });
     assert!(
         saved["epoch"].as_u64() < Some(2),
         "killed before the end: {saved}"
     );
-    let (_, log) = rerun(&env, &script);
+    let (_, log) = rerun(&env, &sweep);
     assert!(
         log.contains(&format!(
             "resuming from the checkpoint after step {} of epoch {} (attempt 2)",

@@ -9,7 +9,7 @@ use crate::compare::{Comparison, Group};
 use crate::stats::Correction;
 use crate::table::{Cell, Table};
 
-fn number(x: f64, precision: usize) -> String {
+pub(crate) fn number(x: f64, precision: usize) -> String {
     format!("{x:.precision$}")
 }
 

@@ -11,11 +11,8 @@ use serde_json::Value;
 use crate::ReportError;
 use crate::frame::{Policy, higher_is_better};
 use crate::reference::Key;
+use crate::render::number;
 use crate::stats::mean_std;
-
-fn number(x: f64, precision: usize) -> String {
-    format!("{x:.precision$}")
-}
 
 /// A table declared in a sweep script (`s.table(#{...})`) or on the command line.
 #[derive(Clone, Debug, Deserialize, PartialEq)]

@@ -4,20 +4,25 @@
 use serde_json::Value;
 use t4v_report::stats::{Correction, mean_std, paired};
 
-#[test]
-fn statistics_match_numpy_and_scipy() {
+fn fixture() -> Value {
     let text = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/stats_reference.json"),
     )
     .unwrap();
-    let fixture: Value = serde_json::from_str(&text).unwrap();
-    let floats = |v: &Value| -> Vec<f64> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect()
-    };
+    serde_json::from_str(&text).unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+#[test]
+fn statistics_match_numpy_and_scipy() {
+    let fixture = fixture();
     let close = |a: f64, b: f64, tol: f64| (a - b).abs() <= tol * b.abs().max(1.0);
     for c in fixture["cases"].as_array().unwrap() {
         let name = c["name"].as_str().unwrap();
@@ -55,18 +60,7 @@ fn statistics_match_numpy_and_scipy() {
 
 #[test]
 fn adjusted_p_values_match_statsmodels() {
-    let text = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/stats_reference.json"),
-    )
-    .unwrap();
-    let fixture: Value = serde_json::from_str(&text).unwrap();
-    let floats = |v: &Value| -> Vec<f64> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect()
-    };
+    let fixture = fixture();
     let cases = fixture["corrections"].as_array().unwrap();
     assert!(cases.len() >= 5);
     for c in cases {
