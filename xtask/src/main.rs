@@ -11,6 +11,7 @@ mod registry;
 mod reliability;
 mod report_cmd;
 mod sweep_cmd;
+mod test_cmd;
 
 use std::path::PathBuf;
 
@@ -135,6 +136,10 @@ enum Cmd {
         /// The sweep's name.
         sweep: String,
     },
+    /// The test suite on a fresh machine: installs (or names) the system packages and weights
+    /// it needs, starts a single-node Slurm, sets the tests' variables, runs `cargo test`
+    /// (`cargo xtask-test`, a debug build, the same profile as the suite).
+    Test(test_cmd::TestArgs),
     /// Execute one run (started by the sweep coordinator; not for direct use).
     #[command(hide = true)]
     Worker {
@@ -204,6 +209,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Embed(args) => clip_cmd::embed(&args),
         Cmd::Data(args) => data_cmd::run(&args, &registry),
         Cmd::Prepare(args) => prepare_cmd::run(&args, &registry),
+        Cmd::Test(args) => test_cmd::run(&args),
         Cmd::Bench { name, runs } => bench::run(name.as_deref(), runs, &registry),
     }
 }
