@@ -320,6 +320,14 @@ pub fn plugins(registry: &Registry, json: bool) -> Result<()> {
         }
         for p in list {
             println!("  {:<12} {}", p.name, p.summary);
+            let needs = registry.needs(family, p.name);
+            if !needs.is_empty() {
+                let what: Vec<String> = needs
+                    .iter()
+                    .map(|n| format!("{} ({})", n.name(), n.describe()))
+                    .collect();
+                println!("      needs {}", what.join("; "));
+            }
             for d in p.params {
                 println!(
                     "      params.{:<14} default {:<10} {}",

@@ -17,6 +17,7 @@ static RUN_KINDS: &[&dyn RunKind] = &[
 pub const REGISTRY: Registry = Registry {
     run_kinds: RUN_KINDS,
     encoders: t4v_train::encoder::ENCODERS,
+    heads: t4v_train::temporal::HEADS,
     inits: t4v_inits::INITS,
     datasets: t4v_datasets::DATASETS,
 };

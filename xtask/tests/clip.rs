@@ -168,16 +168,16 @@ fn text_init_uses_the_clip_text_tower() {
     let clip = t4v_clip::Clip::<Flex>::load(dir.to_str().unwrap(), &Default::default()).unwrap();
     let names = vec!["abseiling".to_string(), "playing guitar".to_string()];
     let templates = vec![t4v_clip::DEFAULT_TEMPLATE.to_string()];
-    let x = InitInputs::<Flex> {
+    let x = InitInputs {
         class_names: &names,
         embed_dim: 16,
         text: Some(&clip),
         templates: &templates,
         features: None,
         seed: 0,
-        device: Default::default(),
+        shrinkage: 0.1,
     };
-    let w = ClassifierInit::<Flex>::init(&t4v_inits::Text, &x).unwrap();
+    let w = t4v_inits::Text.init(&x).unwrap();
     let want = t4v_clip::normalize(
         clip.encode_texts(
             &["a video of a person playing guitar.".to_string()],

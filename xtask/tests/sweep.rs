@@ -308,6 +308,77 @@ fn plugins_and_cuda_errors() {
     );
     let text = env.ok(&["plugins"]);
     assert!(text.contains("params.outcome"));
+    // Every family, with what each member needs.
+    let names = |family: &str| -> Vec<String> {
+        v[family]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names("temporal-head"), ["mean", "transf"]);
+    assert_eq!(
+        names("classifier-init"),
+        [
+            "random",
+            "orthogonal",
+            "lda",
+            "text",
+            "text-bert",
+            "class-mean"
+        ]
+    );
+    let needs = |family: &str, name: &str| -> Vec<String> {
+        let p = v[family]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap();
+        p["needs"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{family} {name} has no needs: {p}"))
+            .iter()
+            .map(|n| n["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for (init, want) in [
+        ("random", vec![]),
+        ("orthogonal", vec![]),
+        ("lda", vec!["features"]),
+        ("text", vec!["clip-text"]),
+        ("text-bert", vec!["sentence-encoder"]),
+        ("class-mean", vec!["features"]),
+    ] {
+        assert_eq!(needs("classifier-init", init), want, "{init}");
+    }
+    assert_eq!(needs("encoder", "clip"), ["clip"]);
+    assert_eq!(needs("dataset", "k400"), ["data-folder"]);
+    assert!(needs("dataset", "synthetic").is_empty());
+    assert!(
+        text.contains("temporal heads (model.temporal_head):"),
+        "{text}"
+    );
+    assert!(
+        text.contains("needs features (frozen training features"),
+        "{text}"
+    );
+    // An unknown head fails when the script is evaluated, naming the known ones; nothing runs.
+    let lstm = env.script(
+        "h.rhai",
+        "let s = sweep(\"h\");\ns.add(#{ kind: \"train\", model: #{ temporal_head: \"lstm\" } });\n",
+    );
+    let o = env.run(&["sweep", lstm.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("model.temporal_head")
+            && err.contains("`lstm`")
+            && err.contains("mean, transf"),
+        "{err}"
+    );
+    assert!(!env.results().join("store").exists(), "{err}");
     let good = env.script(
         "g.rhai",
         "let s = sweep(\"g\");\ns.add(#{ kind: \"selftest\" });\n",

@@ -1,5 +1,5 @@
-//! The shared vocabulary of text4vis-rs: the plugin traits (video encoders, classifier
-//! initialisations, datasets, run kinds), the registry that lists them, the run specification
+//! The shared vocabulary of text4vis-rs: the plugin traits (video encoders, temporal heads,
+//! classifier initialisations, datasets, run kinds), the registry that lists them, the run specification
 //! with the paper's defaults and its content-addressed identity, the worker event protocol and
 //! run provenance.
 //!
@@ -16,8 +16,8 @@ pub mod spec;
 
 pub use event::{Event, Reporter};
 pub use plugin::{
-    ClassifierInit, DataOptions, Dataset, DatasetPlugin, FrameConvention, Media, MediaLayout,
-    VideoEncoder,
+    ClassifierInit, DataOptions, Dataset, DatasetPlugin, EncoderPlugin, FrameConvention,
+    HeadLayout, Host, InitInputs, Media, MediaLayout, Need, TemporalHeadPlugin, VideoEncoder,
 };
 pub use provenance::Provenance;
 pub use registry::{Family, ParamDef, ParamType, PluginInfo, Registry};

@@ -1,8 +1,9 @@
-//! The three model-side extension points. Implementations live in `plugins/`; each is listed by
-//! name in the registry (`crate::registry`), which is how specs refer to them.
+//! The extension points of a run: video encoders, temporal heads, classifier inits, datasets.
+//! Each family is a list of plain types implementing its trait, in the registry
+//! (`crate::registry`): the list is how specs name them and what each declares it [`Need`]s.
 //!
-//! The traits are generic over burn's `Backend`, so one implementation serves the CPU backend,
-//! CUDA and their autodiff wrappers.
+//! The model traits are generic over burn's `Backend`, so one implementation serves the CPU
+//! backend, CUDA and their autodiff wrappers; classifier inits compute on [`Host`].
 
 use std::path::PathBuf;
 
@@ -49,23 +50,79 @@ pub trait TextEncoder<B: Backend> {
     fn encode(&self, prompts: &[String]) -> Result<Tensor<B, 2>, PluginError>;
 }
 
-/// What a classifier init may draw on. Fields a plugin does not ask for are `None`.
-pub struct InitInputs<'a, B: Backend> {
-    /// Class names in label order, as the dataset gives them.
+/// The backend classifier inits compute on: W is a small matrix made once per run, so inits
+/// work on the CPU whatever the run's device, and a run moves W to its device. One fixed
+/// backend keeps [`ClassifierInit`] object-safe, so the inits are a plain list of `&dyn`.
+pub type Host = burn::backend::Flex;
+
+/// Something a plugin needs from the run beyond its spec. Run kinds read a plugin's needs and
+/// supply them; `plugins` prints them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Need {
+    /// The CLIP checkpoint `model.backbone` names (its image tower).
+    Clip,
+    /// The text tower of that CLIP checkpoint, with its tokenizer.
+    ClipText,
+    /// The BERT-family sentence encoder `classifier.text_model` names.
+    SentenceEncoder,
+    /// Frozen training features: a `features` run the spec names in `needs.features`.
+    Features,
+    /// The dataset's folder on disk (`--data`, or `data.root` in the user's configuration).
+    DataFolder,
+}
+
+impl Need {
+    pub const ALL: [Need; 5] = [
+        Need::Clip,
+        Need::ClipText,
+        Need::SentenceEncoder,
+        Need::Features,
+        Need::DataFolder,
+    ];
+
+    /// Its name in `plugins` output (`clip-text`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Need::Clip => "clip",
+            Need::ClipText => "clip-text",
+            Need::SentenceEncoder => "sentence-encoder",
+            Need::Features => "features",
+            Need::DataFolder => "data-folder",
+        }
+    }
+
+    /// What it is, for `plugins` and error messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Need::Clip => "the CLIP checkpoint model.backbone names",
+            Need::ClipText => "the text tower (and tokenizer) of that CLIP checkpoint",
+            Need::SentenceEncoder => "the BERT-family sentence encoder classifier.text_model names",
+            Need::Features => "frozen training features (needs.features: a `features` run)",
+            Need::DataFolder => "the dataset's folder on disk",
+        }
+    }
+}
+
+/// What a classifier init may draw on. What a plugin does not declare in
+/// [`ClassifierInit::needs`] is `None`.
+pub struct InitInputs<'a> {
+    /// Class names in label order, as prompts see them.
     pub class_names: &'a [String],
     /// Width D of the video embedding that W must match (or be projected to).
     pub embed_dim: usize,
-    /// The CLIP text tower, for text inits.
-    pub text: Option<&'a dyn TextEncoder<B>>,
+    /// The text encoder the init's needs name ([`Need::ClipText`] or
+    /// [`Need::SentenceEncoder`]).
+    pub text: Option<&'a dyn TextEncoder<Host>>,
     /// Prompt templates (`{}` stands for the class name) for text inits; several are an
     /// ensemble.
     pub templates: &'a [String],
-    /// Frozen video features `[N, D]` of training videos with their labels, for LDA and
-    /// class-mean inits.
-    pub features: Option<(Tensor<B, 2>, Vec<usize>)>,
+    /// Frozen video features `[N, D]` of training videos with their labels ([`Need::Features`]).
+    pub features: Option<(Tensor<Host, 2>, Vec<usize>)>,
     /// The run's seed, for random inits.
     pub seed: u64,
-    pub device: B::Device,
+    /// `classifier.shrinkage` of the spec (LDA's covariance shrinkage).
+    pub shrinkage: f64,
 }
 
 /// Fills the `{}` of a prompt template with a class name (`None` when it has no `{}`).
@@ -76,18 +133,50 @@ pub fn fill_template(template: &str, name: &str) -> Option<String> {
 }
 
 /// Produces the classifier matrix W `[C, D']` from prior knowledge (`D'` may differ from D, e.g.
-/// for BERT inits; the classifier then learns a projection).
-pub trait ClassifierInit<B: Backend>: Sync {
-    /// Does it need frozen training features (LDA, class means)? The scheduler then makes the run
-    /// depend on a `features` run.
-    fn needs_features(&self) -> bool {
-        false
+/// for BERT inits; the classifier then learns a projection). Listed in the registry; a run
+/// builds W through the init its spec names and supplies what [`Self::needs`] declares.
+pub trait ClassifierInit: Sync {
+    /// Name (`classifier.init`), summary and parameters.
+    fn info(&self) -> &'static crate::registry::PluginInfo;
+    /// What the run must supply in [`InitInputs`].
+    fn needs(&self) -> &'static [Need] {
+        &[]
     }
-    /// Does it need a text encoder?
-    fn needs_text(&self) -> bool {
-        false
+    fn init(&self, inputs: &InitInputs<'_>) -> Result<Tensor<Host, 2>, PluginError>;
+}
+
+/// Builds a run's video encoder; listed in the registry (`model.encoder`). The encoders are
+/// burn modules the train crate defines, so this is their descriptor: name, parameters, needs.
+pub trait EncoderPlugin: Sync {
+    fn info(&self) -> &'static crate::registry::PluginInfo;
+    fn needs(&self) -> &'static [Need] {
+        &[]
     }
-    fn init(&self, inputs: &InitInputs<'_, B>) -> Result<Tensor<B, 2>, PluginError>;
+}
+
+/// The temporal transformer a head is built from: `blocks` pre-LN blocks over time (frame
+/// position embeddings first, the input added back after them), then the mean over time.
+/// No blocks is plain mean pooling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct HeadLayout {
+    pub blocks: usize,
+    /// Attention heads per block.
+    pub heads: usize,
+    /// MLP width as a multiple of the embedding width.
+    pub mlp_ratio: usize,
+}
+
+/// A temporal head (`model.temporal_head`): `[B, T, D]` frame embeddings → `[B, D]`. burn
+/// modules are concrete types, so a head is described by the layout of the temporal
+/// transformer the model builds for it; a head with new kinds of layers needs those layers in
+/// the train crate's `temporal` module.
+pub trait TemporalHeadPlugin: Sync {
+    fn info(&self) -> &'static crate::registry::PluginInfo;
+    fn needs(&self) -> &'static [Need] {
+        &[]
+    }
+    /// The layout for embeddings of width `width`.
+    fn layout(&self, width: usize) -> HeadLayout;
 }
 
 /// One video of a dataset split.
@@ -176,10 +265,14 @@ pub struct DataOptions {
 /// A dataset family: opens a dataset from its options. Listed in the registry.
 pub trait DatasetPlugin: Sync {
     fn info(&self) -> &'static crate::registry::PluginInfo;
+    /// What opening it needs: a folder ([`Need::DataFolder`]) unless drawn on demand.
+    fn needs(&self) -> &'static [Need] {
+        &[Need::DataFolder]
+    }
     /// Does it read a folder? Datasets drawn on demand (the synthetic ones) do not, and are
     /// opened without looking for one.
     fn needs_root(&self) -> bool {
-        true
+        self.needs().contains(&Need::DataFolder)
     }
     fn open(&self, opts: &DataOptions) -> Result<Box<dyn Dataset>, PluginError>;
     /// How the reference stores this dataset's frames, which `prepare` writes; `None`: it has

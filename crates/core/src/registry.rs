@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::plugin::DatasetPlugin;
+use crate::plugin::{ClassifierInit, DatasetPlugin, EncoderPlugin, Need, TemporalHeadPlugin};
 use crate::run_kind::RunKind;
 
 /// The families of names a run spec may refer to.
@@ -14,14 +14,16 @@ use crate::run_kind::RunKind;
 pub enum Family {
     RunKind,
     Encoder,
+    TemporalHead,
     ClassifierInit,
     Dataset,
 }
 
 impl Family {
-    pub const ALL: [Family; 4] = [
+    pub const ALL: [Family; 5] = [
         Family::RunKind,
         Family::Encoder,
+        Family::TemporalHead,
         Family::ClassifierInit,
         Family::Dataset,
     ];
@@ -31,6 +33,7 @@ impl Family {
         match self {
             Family::RunKind => "run kind",
             Family::Encoder => "video encoder",
+            Family::TemporalHead => "temporal head",
             Family::ClassifierInit => "classifier init",
             Family::Dataset => "dataset",
         }
@@ -41,6 +44,7 @@ impl Family {
         match self {
             Family::RunKind => "kind",
             Family::Encoder => "model.encoder",
+            Family::TemporalHead => "model.temporal_head",
             Family::ClassifierInit => "classifier.init",
             Family::Dataset => "data.dataset",
         }
@@ -150,46 +154,77 @@ pub struct PluginInfo {
     pub params: &'static [ParamDef],
 }
 
-/// All plugin families, as plain lists. The command line assembles one from the static lists of
-/// the plugin crates; tests assemble their own.
+/// All plugin families, as plain lists of plain types implementing their family's trait. The
+/// command line assembles one from the static lists of the plugin crates; tests assemble their
+/// own. Specs resolve names against it, `plugins` prints it, run kinds build from it.
 #[derive(Clone, Copy)]
 pub struct Registry {
     pub run_kinds: &'static [&'static dyn RunKind],
-    pub encoders: &'static [PluginInfo],
-    pub inits: &'static [PluginInfo],
+    pub encoders: &'static [&'static dyn EncoderPlugin],
+    pub heads: &'static [&'static dyn TemporalHeadPlugin],
+    pub inits: &'static [&'static dyn ClassifierInit],
     pub datasets: &'static [&'static dyn DatasetPlugin],
+}
+
+/// The first member of `list` whose info has `name`.
+fn by_name<T: ?Sized>(
+    list: &'static [&'static T],
+    name: &str,
+    info: impl Fn(&T) -> &'static PluginInfo,
+) -> Option<&'static T> {
+    list.iter().copied().find(|p| info(p).name == name)
 }
 
 impl Registry {
     pub fn run_kind(&self, name: &str) -> Option<&'static dyn RunKind> {
-        self.run_kinds
-            .iter()
-            .copied()
-            .find(|k| k.info().name == name)
+        by_name(self.run_kinds, name, |k| k.info())
+    }
+
+    pub fn encoder(&self, name: &str) -> Option<&'static dyn EncoderPlugin> {
+        by_name(self.encoders, name, |e| e.info())
+    }
+
+    pub fn head(&self, name: &str) -> Option<&'static dyn TemporalHeadPlugin> {
+        by_name(self.heads, name, |h| h.info())
+    }
+
+    pub fn init(&self, name: &str) -> Option<&'static dyn ClassifierInit> {
+        by_name(self.inits, name, |i| i.info())
+    }
+
+    pub fn dataset(&self, name: &str) -> Option<&'static dyn DatasetPlugin> {
+        by_name(self.datasets, name, |d| d.info())
     }
 
     /// The descriptors of one family.
-    pub fn family(&self, family: Family) -> Vec<&PluginInfo> {
+    pub fn family(&self, family: Family) -> Vec<&'static PluginInfo> {
         match family {
             Family::RunKind => self.run_kinds.iter().map(|k| k.info()).collect(),
-            Family::Encoder => self.encoders.iter().collect(),
-            Family::ClassifierInit => self.inits.iter().collect(),
+            Family::Encoder => self.encoders.iter().map(|e| e.info()).collect(),
+            Family::TemporalHead => self.heads.iter().map(|h| h.info()).collect(),
+            Family::ClassifierInit => self.inits.iter().map(|i| i.info()).collect(),
             Family::Dataset => self.datasets.iter().map(|d| d.info()).collect(),
         }
     }
 
-    pub fn dataset(&self, name: &str) -> Option<&'static dyn DatasetPlugin> {
-        self.datasets
-            .iter()
-            .copied()
-            .find(|d| d.info().name == name)
-    }
-
-    pub fn find(&self, family: Family, name: &str) -> Option<&PluginInfo> {
+    pub fn find(&self, family: Family, name: &str) -> Option<&'static PluginInfo> {
         self.family(family).into_iter().find(|p| p.name == name)
     }
 
-    /// The registry as JSON: `{family: [{name, summary, params}]}`.
+    /// What a plugin declares it needs (run kinds name runs instead: [`RunKind::needs`]).
+    pub fn needs(&self, family: Family, name: &str) -> &'static [Need] {
+        let found = match family {
+            Family::RunKind => None,
+            Family::Encoder => self.encoder(name).map(|p| p.needs()),
+            Family::TemporalHead => self.head(name).map(|p| p.needs()),
+            Family::ClassifierInit => self.init(name).map(|p| p.needs()),
+            Family::Dataset => self.dataset(name).map(|p| p.needs()),
+        };
+        found.unwrap_or(&[])
+    }
+
+    /// The registry as JSON: `{family: [{name, summary, params, needs}]}`; run kinds carry the
+    /// families they `uses` and the runs they may consume (`consumes`) instead of `needs`.
     pub fn to_json(&self) -> Value {
         let mut out = serde_json::Map::new();
         for f in Family::ALL {
@@ -198,11 +233,25 @@ impl Registry {
                 .into_iter()
                 .map(|p| {
                     let mut v = serde_json::to_value(p).expect("plugin info serialises");
-                    if let Some(kind) = (f == Family::RunKind)
+                    match (f == Family::RunKind)
                         .then(|| self.run_kind(p.name))
                         .flatten()
                     {
-                        v["uses"] = serde_json::to_value(kind.uses()).expect("families serialise");
+                        Some(kind) => {
+                            v["uses"] =
+                                serde_json::to_value(kind.uses()).expect("families serialise");
+                            v["consumes"] =
+                                serde_json::to_value(kind.needs()).expect("names serialise");
+                        }
+                        None => {
+                            v["needs"] = self
+                                .needs(f, p.name)
+                                .iter()
+                                .map(
+                                    |n| serde_json::json!({"name": n.name(), "what": n.describe()}),
+                                )
+                                .collect();
+                        }
                     }
                     v
                 })

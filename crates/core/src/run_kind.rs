@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::event::Reporter;
-use crate::registry::{Family, PluginInfo};
+use crate::registry::{Family, PluginInfo, Registry};
 use crate::spec::{RunId, RunSpec};
 
 /// A kind of run, executed inside a worker process.
@@ -27,9 +27,15 @@ pub trait RunKind: Sync {
         &[]
     }
 
-    /// Does the run. Metrics, artefacts and progress go through `reporter`; an `Err` is recorded
-    /// as the attempt's failure reason.
-    fn execute(&self, job: &Job, reporter: &mut Reporter) -> Result<(), RunError>;
+    /// Does the run. The plugins its spec names are found in `registry` (the one its spec was
+    /// resolved against). Metrics, artefacts and progress go through `reporter`; an `Err` is
+    /// recorded as the attempt's failure reason.
+    fn execute(
+        &self,
+        job: &Job,
+        registry: &Registry,
+        reporter: &mut Reporter,
+    ) -> Result<(), RunError>;
 }
 
 /// Everything a worker is told about the run it executes.

@@ -417,6 +417,7 @@ impl RunSpec {
         match family {
             Family::RunKind => &self.kind,
             Family::Encoder => &self.model.encoder,
+            Family::TemporalHead => &self.model.temporal_head,
             Family::ClassifierInit => &self.classifier.init,
             Family::Dataset => &self.data.dataset,
         }
@@ -569,7 +570,7 @@ mod tests {
         fn needs(&self) -> &'static [&'static str] {
             &["features"]
         }
-        fn execute(&self, _: &Job, _: &mut Reporter) -> Result<(), RunError> {
+        fn execute(&self, _: &Job, _: &Registry, _: &mut Reporter) -> Result<(), RunError> {
             Ok(())
         }
     }
@@ -593,6 +594,7 @@ mod tests {
     const REG: Registry = Registry {
         run_kinds: &[&Probe],
         encoders: &[],
+        heads: &[],
         inits: &[],
         datasets: &[&K400],
     };

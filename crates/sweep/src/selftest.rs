@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use t4v_core::{Job, ParamDef, ParamType, PluginInfo, Reporter, RunError, RunKind};
+use t4v_core::{Job, ParamDef, ParamType, PluginInfo, Registry, Reporter, RunError, RunKind};
 
 pub struct Selftest;
 
@@ -61,7 +61,12 @@ impl RunKind for Selftest {
         &["input"]
     }
 
-    fn execute(&self, job: &Job, reporter: &mut Reporter) -> Result<(), RunError> {
+    fn execute(
+        &self,
+        job: &Job,
+        _registry: &Registry,
+        reporter: &mut Reporter,
+    ) -> Result<(), RunError> {
         let outcome = job.param_str("outcome")?;
         let epochs = job.param_u64("epochs")?.max(1);
         let sleep = Duration::from_millis(job.param_u64("sleep_ms")? / epochs);

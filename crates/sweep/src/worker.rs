@@ -53,7 +53,7 @@ pub fn run(job_file: &Path, registry: &Registry, events: Events) -> i32 {
         });
         return 2;
     };
-    match kind.execute(&job, &mut reporter) {
+    match kind.execute(&job, registry, &mut reporter) {
         Ok(()) => {
             reporter.emit(&Event::Finished);
             0

@@ -8,16 +8,16 @@
 
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-use t4v_core::{PluginInfo, Registry, RunKind, RunSpec};
+use t4v_core::{Registry, RunKind, RunSpec};
 use t4v_sweep::script::evaluate;
 use t4v_sweep::selftest::Selftest;
 
 static KINDS: &[&dyn RunKind] = &[&Selftest];
-static NONE: &[PluginInfo] = &[];
 const REG: Registry = Registry {
     run_kinds: KINDS,
-    encoders: NONE,
-    inits: NONE,
+    encoders: &[],
+    heads: &[],
+    inits: &[],
     datasets: &[],
 };
 

@@ -1,15 +1,15 @@
 //! The sweep script API: axes, seeds, dependencies, de-duplication, errors and the sandbox.
 
-use t4v_core::{PluginInfo, Registry, RunKind};
+use t4v_core::{Registry, RunKind};
 use t4v_sweep::script::evaluate;
 use t4v_sweep::selftest::Selftest;
 
 static KINDS: &[&dyn RunKind] = &[&Selftest];
-static NONE: &[PluginInfo] = &[];
 const REG: Registry = Registry {
     run_kinds: KINDS,
-    encoders: NONE,
-    inits: NONE,
+    encoders: &[],
+    heads: &[],
+    inits: &[],
     datasets: &[],
 };
 

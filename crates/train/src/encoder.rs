@@ -6,18 +6,30 @@ use burn::nn::Linear;
 use burn::tensor::{Tensor, backend::Backend};
 use t4v_clip::ClipModel;
 use t4v_clip::vision::VisionTransformer;
-use t4v_core::VideoEncoder;
 use t4v_core::plugin::ParamGroups;
+use t4v_core::{EncoderPlugin, Need, TemporalHeadPlugin, VideoEncoder};
 use t4v_fused::FusedBackend;
 
 use crate::temporal::TemporalHead;
 
 /// The video encoders of this crate, as the registry lists them.
-pub static ENCODERS: &[t4v_core::PluginInfo] = &[t4v_core::PluginInfo {
-    name: "clip",
-    summary: "the CLIP image tower on every frame (model.backbone), then a temporal head (model.temporal_head: mean, transf)",
-    params: &[],
-}];
+pub static ENCODERS: &[&dyn EncoderPlugin] = &[&Clip];
+
+/// `clip`: [`ClipVideoEncoder`].
+pub struct Clip;
+impl EncoderPlugin for Clip {
+    fn info(&self) -> &'static t4v_core::PluginInfo {
+        static INFO: t4v_core::PluginInfo = t4v_core::PluginInfo {
+            name: "clip",
+            summary: "the CLIP image tower on every frame (model.backbone), then the temporal head model.temporal_head names",
+            params: &[],
+        };
+        &INFO
+    }
+    fn needs(&self) -> &'static [Need] {
+        &[Need::Clip]
+    }
+}
 
 #[derive(Module, Debug)]
 pub struct ClipVideoEncoder<B: Backend> {
@@ -28,15 +40,15 @@ pub struct ClipVideoEncoder<B: Backend> {
 
 impl<B: FusedBackend> ClipVideoEncoder<B> {
     /// Takes the image tower of a CLIP model (the text tower is not part of the trained model)
-    /// and adds the temporal head `head` (`mean` or `transf`).
-    pub fn new(clip: ClipModel<B>, head: &str, seed: u64) -> Result<Self, String> {
+    /// and adds the temporal head `head` lays out.
+    pub fn new(clip: ClipModel<B>, head: &dyn TemporalHeadPlugin, seed: u64) -> Self {
         let dim = clip.embed_dim();
         let device = clip.logit_scale.device();
-        Ok(Self {
-            head: TemporalHead::new(head, dim, seed, &device)?,
+        Self {
+            head: TemporalHead::new(head, dim, seed, &device),
             vision: clip.vision,
             visual_projection: clip.visual_projection,
-        })
+        }
     }
 }
 

@@ -385,7 +385,7 @@ mod tests {
             &device,
         );
         Probe {
-            head: TemporalHead::new("transf", 8, 3, &device).unwrap(),
+            head: TemporalHead::new(&crate::temporal::Transf, 8, 3, &device),
             classifier: CosineClassifier::new(
                 w,
                 8,

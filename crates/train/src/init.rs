@@ -1,10 +1,11 @@
-//! The classifier W of a run, from the init its spec names (`classifier.init`) and what that
-//! init needs: the CLIP text tower (`text`), a BERT-family sentence encoder (`text-bert`) or
-//! frozen training features (`lda`, `class-mean`).
+//! The classifier W of a run: the init its spec names (`classifier.init`), found in the
+//! registry, given what that init declares it needs — the CLIP text tower, a BERT-family
+//! sentence encoder (`classifier.text_model`) or frozen training features. Nothing here names
+//! an init: a new one is a type in an init crate and a line in the registry.
 
-use burn::tensor::{Tensor, TensorData};
-use t4v_core::plugin::{ClassifierInit, InitInputs, TextEncoder};
-use t4v_core::{RunError, RunSpec};
+use burn::tensor::{Tensor, TensorData, backend::Backend};
+use t4v_core::plugin::{ClassifierInit, Host, InitInputs, Need, PluginError, TextEncoder};
+use t4v_core::{Registry, RunError, RunSpec};
 use t4v_fused::FusedBackend;
 
 use crate::cache::Features;
@@ -13,12 +14,25 @@ fn fail(e: impl std::fmt::Display) -> RunError {
     RunError::Failed(e.to_string())
 }
 
+/// The init a spec names (resolved specs name a listed one; a job file written by another
+/// build may not).
+pub fn classifier_init(
+    registry: &Registry,
+    spec: &RunSpec,
+) -> Result<&'static dyn ClassifierInit, RunError> {
+    registry.init(&spec.classifier.init).ok_or_else(|| {
+        let known: Vec<&str> = registry.inits.iter().map(|i| i.info().name).collect();
+        fail(format!(
+            "classifier.init `{}` is not in this build (known: {})",
+            spec.classifier.init,
+            known.join(", ")
+        ))
+    })
+}
+
 /// Per-video features `[N, D]` (the mean over frames, as the frozen CLIP video embedding of
 /// the reference's LDA) with their labels.
-pub fn video_features<B: FusedBackend>(
-    f: &Features,
-    device: &B::Device,
-) -> (Tensor<B, 2>, Vec<usize>) {
+pub fn video_features<B: Backend>(f: &Features, device: &B::Device) -> (Tensor<B, 2>, Vec<usize>) {
     let [n, t, d] = f.shape;
     let x = Tensor::<B, 3>::from_data(TensorData::new(f.data.clone(), [n, t, d]), device)
         .mean_dim(1)
@@ -26,14 +40,18 @@ pub fn video_features<B: FusedBackend>(
     (x, f.labels.clone())
 }
 
-/// The CLIP model (with its tokenizer) of `backbone` when the spec's init embeds prompts with
-/// the CLIP text tower (`text`); `None` for every other init.
+/// The CLIP model (with its tokenizer) of `backbone` when the spec's init needs the CLIP text
+/// tower ([`Need::ClipText`]); `None` for every other init.
 pub fn text_tower<B: FusedBackend>(
+    registry: &Registry,
     spec: &RunSpec,
     backbone: &str,
     device: &B::Device,
 ) -> Result<Option<t4v_clip::Clip<B>>, RunError> {
-    if spec.classifier.init != "text" {
+    if !classifier_init(registry, spec)?
+        .needs()
+        .contains(&Need::ClipText)
+    {
         return Ok(None);
     }
     t4v_clip::Clip::<B>::load(backbone, device)
@@ -53,11 +71,28 @@ pub fn prompt_names(spec: &RunSpec, classes: &[String]) -> Vec<String> {
     }
 }
 
-/// W `[C, D']` for a run, as a plain tensor (no autodiff history).
+/// A text encoder on the run's device, seen from [`Host`] (inits compute there).
+struct OnHost<'a, B: Backend>(&'a dyn TextEncoder<B>);
+
+impl<B: Backend> TextEncoder<Host> for OnHost<'_, B> {
+    fn embed_dim(&self) -> usize {
+        self.0.embed_dim()
+    }
+    fn encode(&self, prompts: &[String]) -> Result<Tensor<Host, 2>, PluginError> {
+        let e = self.0.encode(prompts)?;
+        Ok(Tensor::from_data(
+            e.into_data().convert::<f32>(),
+            &Default::default(),
+        ))
+    }
+}
+
+/// W `[C, D']` for a run on `device`, as a plain tensor (no autodiff history).
 ///
-/// `clip` is the CLIP model of the run when `text` needs it; `features` the frozen training
-/// features when `lda`/`class-mean` need them.
+/// `clip` is the CLIP model of the run (from [`text_tower`]) when the init needs its text
+/// tower; `features` the frozen training features when it needs those.
 pub fn classifier_weights<B: FusedBackend>(
+    registry: &Registry,
     spec: &RunSpec,
     classes: &[String],
     embed_dim: usize,
@@ -65,70 +100,66 @@ pub fn classifier_weights<B: FusedBackend>(
     features: Option<&Features>,
     device: &B::Device,
 ) -> Result<Tensor<B, 2>, RunError> {
+    let init = classifier_init(registry, spec)?;
+    let name = &spec.classifier.init;
     let names = prompt_names(spec, classes);
     let templates = if spec.classifier.ensemble {
         t4v_clip::tokenizer::ensemble_templates()
     } else {
         vec![spec.classifier.template.clone()]
     };
-    let lda = t4v_inits::Lda {
-        shrinkage: Some(spec.classifier.shrinkage),
-    };
-    let bert;
-    let (init, text): (&dyn ClassifierInit<B>, Option<&dyn TextEncoder<B>>) =
-        match spec.classifier.init.as_str() {
-            "random" => (&t4v_inits::Random, None),
-            "orthogonal" => (&t4v_inits::Orthogonal, None),
-            "class-mean" => (&t4v_inits::ClassMean, None),
-            "lda" => (&lda, None),
-            "text" => (
-                &t4v_inits::Text,
-                Some(
-                    clip.ok_or_else(|| fail("the text init needs the CLIP model"))?
-                        as &dyn TextEncoder<B>,
-                ),
-            ),
-            "text-bert" => {
-                bert = t4v_bert::SentenceEncoder::<B>::load(&spec.classifier.text_model, device)
-                    .map_err(fail)?;
-                (&t4v_inits::Text, Some(&bert as &dyn TextEncoder<B>))
-            }
-            other => {
-                return Err(fail(format!(
-                    "classifier.init `{other}` has no implementation in this build"
-                )));
-            }
-        };
-    let features = if init.needs_features() {
-        let f = features.ok_or_else(|| {
-            fail(format!(
-                "classifier.init `{}` needs frozen training features: add \
-                 `needs: #{{ features: <a features run> }}` (the paper's LDA: per_class 60)",
-                spec.classifier.init
-            ))
-        })?;
-        Some(video_features::<B>(f, device))
+    // Text encoders run on the run's device; the init sees their embeddings on the host.
+    let bert = if init.needs().contains(&Need::SentenceEncoder) {
+        Some(
+            t4v_bert::SentenceEncoder::<B>::load(&spec.classifier.text_model, device)
+                .map_err(fail)?,
+        )
     } else {
         None
     };
-    let inputs = InitInputs::<B> {
+    let mut text: Option<OnHost<'_, B>> = None;
+    let mut feats = None;
+    for need in init.needs() {
+        match need {
+            Need::ClipText => {
+                let clip = clip.ok_or_else(|| {
+                    fail(format!(
+                        "classifier.init `{name}` needs the CLIP text tower"
+                    ))
+                })?;
+                text = Some(OnHost(clip));
+            }
+            Need::SentenceEncoder => text = bert.as_ref().map(|b| OnHost(b)),
+            Need::Features => {
+                let f = features.ok_or_else(|| {
+                    fail(format!(
+                        "classifier.init `{name}` needs frozen training features: add \
+                         `needs: #{{ features: <a features run> }}` (the paper's LDA: per_class 60)"
+                    ))
+                })?;
+                feats = Some(video_features::<Host>(f, &Default::default()));
+            }
+            // What the run always has (its CLIP checkpoint, its dataset).
+            Need::Clip | Need::DataFolder => {}
+        }
+    }
+    let inputs = InitInputs {
         class_names: &names,
         embed_dim,
-        text,
+        text: text.as_ref().map(|t| t as &dyn TextEncoder<Host>),
         templates: &templates,
-        features,
+        features: feats,
         seed: spec.seed,
-        device: device.clone(),
+        shrinkage: spec.classifier.shrinkage,
     };
     let w = init.init(&inputs).map_err(fail)?;
     let [c, _] = w.dims();
     if c != classes.len() {
         return Err(fail(format!(
-            "classifier init `{}` gave {c} rows for {} classes",
-            spec.classifier.init,
+            "classifier init `{name}` gave {c} rows for {} classes",
             classes.len()
         )));
     }
-    // Cut any autodiff history: W is data, trained or not.
+    // On the run's device, without history: W is data, trained or not.
     Ok(Tensor::from_data(w.into_data(), device))
 }

@@ -5,6 +5,9 @@
 //! no attention mask, LayerNorm eps 1e-12, then the *outer residual* (the input frame
 //! embeddings are added back) and the mean over time. `mean` is plain mean pooling (the
 //! reference's few-shot configs).
+//!
+//! [`HEADS`] lists them for the registry; a head is the [`HeadLayout`] of the temporal
+//! transformer built here, so a new head of these blocks is a type and a line in a list.
 
 use std::collections::BTreeMap;
 use t4v_fused::FusedBackend;
@@ -14,6 +17,62 @@ use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 use t4v_clip::layers::{Dims, EncoderLayer, encoder, tensor2};
 use t4v_clip::weights::RawTensor;
 use t4v_clip::{Activation, ClipError, Weights};
+use t4v_core::{HeadLayout, PluginInfo, Registry, TemporalHeadPlugin};
+
+/// The temporal heads of this crate, as the registry lists them.
+pub static HEADS: &[&dyn TemporalHeadPlugin] = &[&Mean, &Transf];
+
+/// `mean`: mean pooling over time, no parameters.
+pub struct Mean;
+impl TemporalHeadPlugin for Mean {
+    fn info(&self) -> &'static PluginInfo {
+        static INFO: PluginInfo = PluginInfo {
+            name: "mean",
+            summary: "the mean over frames, no parameters (the reference's few-shot configs)",
+            params: &[],
+        };
+        &INFO
+    }
+    fn layout(&self, _width: usize) -> HeadLayout {
+        HeadLayout {
+            blocks: 0,
+            heads: 0,
+            mlp_ratio: 0,
+        }
+    }
+}
+
+/// `transf`: the reference's Transf head (6 blocks, D/64 heads, MLP 4×).
+pub struct Transf;
+impl TemporalHeadPlugin for Transf {
+    fn info(&self) -> &'static PluginInfo {
+        static INFO: PluginInfo = PluginInfo {
+            name: "transf",
+            summary: "the reference's Transf head: frame positions, 6 pre-LN blocks of D/64 heads, the frames added back, the mean over time (the paper's default)",
+            params: &[],
+        };
+        &INFO
+    }
+    fn layout(&self, width: usize) -> HeadLayout {
+        let cfg = TemporalConfig::reference(width);
+        HeadLayout {
+            blocks: cfg.layers,
+            heads: cfg.heads,
+            mlp_ratio: cfg.mlp_ratio,
+        }
+    }
+}
+
+/// The head a spec names (resolved specs name a listed one).
+pub fn find(registry: &Registry, name: &str) -> Result<&'static dyn TemporalHeadPlugin, String> {
+    registry.head(name).ok_or_else(|| {
+        let known: Vec<&str> = registry.heads.iter().map(|h| h.info().name).collect();
+        format!(
+            "model.temporal_head `{name}` is not in this build (known: {})",
+            known.join(", ")
+        )
+    })
+}
 
 /// Rows of the frame position embedding (the reference sizes it by CLIP's context length).
 pub const MAX_FRAMES: usize = 77;
@@ -26,6 +85,8 @@ pub struct TemporalConfig {
     pub layers: usize,
     /// Attention heads (D / 64 in the reference).
     pub heads: usize,
+    /// MLP width / D (4 in the reference).
+    pub mlp_ratio: usize,
     pub eps: f64,
 }
 
@@ -36,14 +97,26 @@ impl TemporalConfig {
             width,
             layers: 6,
             heads: (width / 64).max(1),
+            mlp_ratio: 4,
             eps: 1e-12,
         }
+    }
+
+    /// The transformer of a head's layout (`None`: no blocks, mean pooling).
+    pub fn of(layout: &HeadLayout, width: usize) -> Option<Self> {
+        (layout.blocks > 0).then(|| Self {
+            width,
+            layers: layout.blocks,
+            heads: layout.heads.max(1),
+            mlp_ratio: layout.mlp_ratio.max(1),
+            eps: 1e-12,
+        })
     }
 
     fn dims(&self) -> Dims {
         Dims {
             width: self.width,
-            mlp: 4 * self.width,
+            mlp: self.mlp_ratio * self.width,
             heads: self.heads,
             layers: self.layers,
             eps: self.eps,
@@ -97,6 +170,7 @@ impl<B: FusedBackend> TransfHead<B> {
     pub fn init(cfg: &TemporalConfig, seed: u64, device: &B::Device) -> Self {
         let mut rng = t4v_core::SplitMix64::new(seed ^ 0x7E3A_0AA1);
         let d = cfg.width;
+        let m = cfg.mlp_ratio * d;
         let mut t: BTreeMap<String, RawTensor> = BTreeMap::new();
         let mut put = |name: String, shape: Vec<usize>, f: &mut dyn FnMut() -> f32| {
             let n = shape.iter().product();
@@ -130,8 +204,8 @@ impl<B: FusedBackend> TransfHead<B> {
             }
             for (name, out, inp) in [
                 ("self_attn.out_proj", d, d),
-                ("mlp.fc1", 4 * d, d),
-                ("mlp.fc2", d, 4 * d),
+                ("mlp.fc1", m, d),
+                ("mlp.fc2", d, m),
             ] {
                 put(format!("{p}.{name}.weight"), vec![out, inp], &mut || {
                     0.02 * rng.normal() as f32
@@ -173,20 +247,11 @@ impl<B: FusedBackend> TransfHead<B> {
 }
 
 impl<B: FusedBackend> TemporalHead<B> {
-    /// A head by its spec name (`mean`, `transf`).
-    pub fn new(name: &str, width: usize, seed: u64, device: &B::Device) -> Result<Self, String> {
-        match name {
-            "mean" => Ok(TemporalHead { transf: None }),
-            "transf" => Ok(TemporalHead {
-                transf: Some(TransfHead::init(
-                    &TemporalConfig::reference(width),
-                    seed,
-                    device,
-                )),
-            }),
-            other => Err(format!(
-                "unknown temporal head `{other}` (known: mean, transf)"
-            )),
+    /// A head as its plugin lays it out for width `width`, initialised from `seed`.
+    pub fn new(head: &dyn TemporalHeadPlugin, width: usize, seed: u64, device: &B::Device) -> Self {
+        TemporalHead {
+            transf: TemporalConfig::of(&head.layout(width), width)
+                .map(|cfg| TransfHead::init(&cfg, seed, device)),
         }
     }
 

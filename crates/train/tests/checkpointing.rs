@@ -23,7 +23,7 @@ fn loss_and_grads<B: FusedAutodiffBackend>() -> (f32, Vec<f32>) {
     let mut rng = t4v_core::SplitMix64::new(3);
     let w: Vec<f32> = (0..5 * d).map(|_| rng.normal() as f32).collect();
     let model = VideoClassifier::<B> {
-        encoder: ClipVideoEncoder::new(clip, "transf", 1).unwrap(),
+        encoder: ClipVideoEncoder::new(clip, &t4v_train::temporal::Transf, 1),
         classifier: CosineClassifier::new(
             Tensor::from_data(TensorData::new(w, [5, d]), &device),
             d,

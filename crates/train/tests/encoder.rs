@@ -20,7 +20,7 @@ fn frames_through_clip_then_the_head() {
     let frames = Tensor::<B, 5>::random([2, 3, 3, s, s], Distribution::Normal(0.0, 1.0), &device);
     let per_image = clip.encode_image(frames.clone().reshape([6, 3, s, s]));
 
-    let enc = ClipVideoEncoder::new(clip.clone(), "mean", 0).unwrap();
+    let enc = ClipVideoEncoder::new(clip.clone(), &t4v_train::temporal::Mean, 0);
     assert_eq!(enc.embed_dim(), 24);
     let f = enc.frame_features(frames.clone());
     assert_eq!(f.dims(), [2, 3, 24]);
@@ -35,7 +35,7 @@ fn frames_through_clip_then_the_head() {
     assert!(d < 1e-5);
     assert!(enc.param_groups().head.is_empty());
 
-    let transf = ClipVideoEncoder::new(clip, "transf", 0).unwrap();
+    let transf = ClipVideoEncoder::new(clip, &t4v_train::temporal::Transf, 0);
     assert_eq!(transf.forward(frames).dims(), [2, 24]);
     let g = transf.param_groups();
     // vision: patch, class, position, 2 LNs, 4 per-layer LNs... — count tensors, not values.

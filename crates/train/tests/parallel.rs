@@ -87,7 +87,7 @@ fn the_probe_on_two_peers_matches_one() {
     let device = Default::default();
     let (b, t, d, c) = (10, 4, 16, 5);
     let make = || Probe::<AD> {
-        head: TemporalHead::new("transf", d, 3, &device).unwrap(),
+        head: TemporalHead::new(&t4v_train::temporal::Transf, d, 3, &device),
         classifier: CosineClassifier::new(
             Tensor::from_data(TensorData::new(values(c * d, 1, 1.0), [c, d]), &device),
             d,
@@ -132,7 +132,7 @@ fn the_video_classifier_on_two_peers_matches_one_with_accumulation() {
         let d = clip.embed_dim();
         let scale = clip.logit_scale.val();
         VideoClassifier::<AD> {
-            encoder: ClipVideoEncoder::new(clip, "transf", 1).unwrap(),
+            encoder: ClipVideoEncoder::new(clip, &t4v_train::temporal::Transf, 1),
             classifier: CosineClassifier::new(
                 Tensor::from_data(TensorData::new(values(6 * d, 5, 1.0), [6, d]), &device),
                 d,

@@ -34,6 +34,7 @@ fn transf_matches_pytorch() {
         width: 64,
         layers: 2,
         heads: 4,
+        mlp_ratio: 4,
         eps: 1e-12,
     };
     let w = Weights::from_file(&data().join("transf_head.safetensors")).unwrap();
@@ -49,8 +50,8 @@ fn transf_matches_pytorch() {
 fn reference_configuration_and_mean_head() {
     let device = Default::default();
     let cfg = TemporalConfig::reference(512);
-    assert_eq!((cfg.layers, cfg.heads), (6, 8));
-    let head = TemporalHead::<B>::new("transf", 512, 0, &device).unwrap();
+    assert_eq!((cfg.layers, cfg.heads, cfg.mlp_ratio), (6, 8, 4));
+    let head = TemporalHead::<B>::new(&t4v_train::temporal::Transf, 512, 0, &device);
     let x = Tensor::<B, 3>::random(
         [2, 8, 512],
         burn::tensor::Distribution::Normal(0.0, 1.0),
@@ -60,13 +61,12 @@ fn reference_configuration_and_mean_head() {
     // ≈ 12·D² per block: 18.9 M parameters for D = 512, as REFERENCE.md counts.
     let params = burn::module::Module::num_params(&head);
     assert!((18_800_000..19_100_000).contains(&params), "{params}");
-    let mean = TemporalHead::<B>::new("mean", 512, 0, &device).unwrap();
+    let mean = TemporalHead::<B>::new(&t4v_train::temporal::Mean, 512, 0, &device);
     let m: f32 = (mean.forward(x.clone()) - x.mean_dim(1).reshape([2, 512]))
         .abs()
         .max()
         .into_scalar();
     assert_eq!(m, 0.0);
-    assert!(TemporalHead::<B>::new("lstm", 512, 0, &device).is_err());
     let t = head.transf.as_ref().unwrap();
     let w: Vec<f32> = t.layers[0].fc1.weight.val().into_data().to_vec().unwrap();
     let std = (w.iter().map(|x| x * x).sum::<f32>() / w.len() as f32).sqrt();

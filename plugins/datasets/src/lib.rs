@@ -554,8 +554,9 @@ impl DatasetPlugin for Synthetic {
     fn info(&self) -> &'static PluginInfo {
         &SYNTH_INFO
     }
-    fn needs_root(&self) -> bool {
-        false
+    /// Drawn on demand: no folder.
+    fn needs(&self) -> &'static [t4v_core::Need] {
+        &[]
     }
     fn open(&self, opts: &DataOptions) -> Result<Box<dyn Dataset>, PluginError> {
         Ok(Box::new(Self::open_with(
@@ -616,8 +617,9 @@ impl DatasetPlugin for SyntheticWorld {
     fn info(&self) -> &'static PluginInfo {
         self.info
     }
-    fn needs_root(&self) -> bool {
-        false
+    /// Drawn on demand: no folder.
+    fn needs(&self) -> &'static [t4v_core::Need] {
+        &[]
     }
     fn open(&self, opts: &DataOptions) -> Result<Box<dyn Dataset>, PluginError> {
         let (seen, novel) = world();

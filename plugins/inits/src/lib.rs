@@ -10,41 +10,11 @@ pub mod lda;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 use nalgebra::DMatrix;
 use t4v_core::PluginInfo;
-use t4v_core::plugin::{ClassifierInit, InitInputs, PluginError};
+use t4v_core::plugin::{ClassifierInit, Host, InitInputs, Need, PluginError};
 
 /// The classifier inits of this crate, as the registry lists them.
-pub static INITS: &[PluginInfo] = &[
-    PluginInfo {
-        name: "random",
-        summary: "W ~ N(0, 1) (the paper's random baseline)",
-        params: &[],
-    },
-    PluginInfo {
-        name: "orthogonal",
-        summary: "orthonormal rows from the QR of a Gaussian (needs C ≤ D)",
-        params: &[],
-    },
-    PluginInfo {
-        name: "lda",
-        summary: "LDA coefficients on frozen features (scikit-learn's lsqr solver; classifier.shrinkage, default 0.1)",
-        params: &[],
-    },
-    PluginInfo {
-        name: "text",
-        summary: "CLIP text embeddings of the class-name prompts (classifier.template, or classifier.ensemble of 28; the paper's default)",
-        params: &[],
-    },
-    PluginInfo {
-        name: "text-bert",
-        summary: "mean-pooled BERT-family sentence embeddings of the prompts (classifier.text_model; a projection meets the video width)",
-        params: &[],
-    },
-    PluginInfo {
-        name: "class-mean",
-        summary: "the mean frozen feature of each class",
-        params: &[],
-    },
-];
+pub static INITS: &[&dyn ClassifierInit] =
+    &[&Random, &Orthogonal, &Lda, &Text, &TextBert, &ClassMean];
 
 /// W ~ N(0, 1), `[C, D]` (the reference's `torch.empty(n_class, n_emb).normal_()`).
 pub fn random(classes: usize, dim: usize, seed: u64) -> DMatrix<f64> {
@@ -126,8 +96,8 @@ pub fn to_tensor<B: Backend>(m: &DMatrix<f64>, device: &B::Device) -> Tensor<B, 
     Tensor::from_data(TensorData::new(data, [r, c]), device)
 }
 
-fn features<B: Backend>(
-    inputs: &InitInputs<'_, B>,
+fn features(
+    inputs: &InitInputs<'_>,
     name: &str,
 ) -> Result<(DMatrix<f64>, Vec<usize>), PluginError> {
     let (f, l) = inputs.features.as_ref().ok_or_else(|| {
@@ -140,100 +110,163 @@ fn features<B: Backend>(
 
 /// `random`: N(0, 1).
 pub struct Random;
-impl<B: Backend> ClassifierInit<B> for Random {
-    fn init(&self, x: &InitInputs<'_, B>) -> Result<Tensor<B, 2>, PluginError> {
+impl ClassifierInit for Random {
+    fn info(&self) -> &'static PluginInfo {
+        static INFO: PluginInfo = PluginInfo {
+            name: "random",
+            summary: "W ~ N(0, 1) (the paper's random baseline)",
+            params: &[],
+        };
+        &INFO
+    }
+    fn init(&self, x: &InitInputs<'_>) -> Result<Tensor<Host, 2>, PluginError> {
         Ok(to_tensor(
             &random(x.class_names.len(), x.embed_dim, x.seed),
-            &x.device,
+            &Default::default(),
         ))
     }
 }
 
 /// `orthogonal`: orthonormal rows (QR).
 pub struct Orthogonal;
-impl<B: Backend> ClassifierInit<B> for Orthogonal {
-    fn init(&self, x: &InitInputs<'_, B>) -> Result<Tensor<B, 2>, PluginError> {
+impl ClassifierInit for Orthogonal {
+    fn info(&self) -> &'static PluginInfo {
+        static INFO: PluginInfo = PluginInfo {
+            name: "orthogonal",
+            summary: "orthonormal rows from the QR of a Gaussian (needs C ≤ D)",
+            params: &[],
+        };
+        &INFO
+    }
+    fn init(&self, x: &InitInputs<'_>) -> Result<Tensor<Host, 2>, PluginError> {
         Ok(to_tensor(
             &orthogonal(x.class_names.len(), x.embed_dim, x.seed)?,
-            &x.device,
+            &Default::default(),
         ))
     }
 }
 
 /// `class-mean`: the mean frozen feature of each class.
 pub struct ClassMean;
-impl<B: Backend> ClassifierInit<B> for ClassMean {
-    fn needs_features(&self) -> bool {
-        true
+impl ClassifierInit for ClassMean {
+    fn info(&self) -> &'static PluginInfo {
+        static INFO: PluginInfo = PluginInfo {
+            name: "class-mean",
+            summary: "the mean frozen feature of each class",
+            params: &[],
+        };
+        &INFO
     }
-    fn init(&self, x: &InitInputs<'_, B>) -> Result<Tensor<B, 2>, PluginError> {
+    fn needs(&self) -> &'static [Need] {
+        &[Need::Features]
+    }
+    fn init(&self, x: &InitInputs<'_>) -> Result<Tensor<Host, 2>, PluginError> {
         let (f, l) = features(x, "class-mean")?;
         Ok(to_tensor(
             &class_means(&f, &l, x.class_names.len())?,
-            &x.device,
+            &Default::default(),
         ))
     }
 }
 
-/// `lda`: LDA coefficients on frozen features (shrinkage 0.1 unless configured).
-pub struct Lda {
-    pub shrinkage: Option<f64>,
-}
-impl<B: Backend> ClassifierInit<B> for Lda {
-    fn needs_features(&self) -> bool {
-        true
+/// `lda`: LDA coefficients on frozen features, with the spec's shrinkage.
+pub struct Lda;
+impl ClassifierInit for Lda {
+    fn info(&self) -> &'static PluginInfo {
+        static INFO: PluginInfo = PluginInfo {
+            name: "lda",
+            summary: "LDA coefficients on frozen features (scikit-learn's lsqr solver; classifier.shrinkage, default 0.1)",
+            params: &[],
+        };
+        &INFO
     }
-    fn init(&self, x: &InitInputs<'_, B>) -> Result<Tensor<B, 2>, PluginError> {
+    fn needs(&self) -> &'static [Need] {
+        &[Need::Features]
+    }
+    fn init(&self, x: &InitInputs<'_>) -> Result<Tensor<Host, 2>, PluginError> {
         let (f, l) = features(x, "lda")?;
-        let fit = lda::fit(&f, &l, x.class_names.len(), self.shrinkage)?;
-        Ok(to_tensor(&fit.coef, &x.device))
+        let fit = lda::fit(&f, &l, x.class_names.len(), Some(x.shrinkage))?;
+        Ok(to_tensor(&fit.coef, &Default::default()))
     }
 }
 
-/// `text`: the text tower's embeddings of the class names in each template, L2-normalised and
-/// averaged over templates (CLIP's prompt ensembling; with one template, its normalised
-/// embeddings). W is normalised again by the cosine classifier.
+/// `text`: the CLIP text tower's embeddings of the class names in each template,
+/// L2-normalised and averaged over templates (CLIP's prompt ensembling; with one template, its
+/// normalised embeddings). W is normalised again by the cosine classifier.
 pub struct Text;
-impl<B: Backend> ClassifierInit<B> for Text {
-    fn needs_text(&self) -> bool {
-        true
+impl ClassifierInit for Text {
+    fn info(&self) -> &'static PluginInfo {
+        static INFO: PluginInfo = PluginInfo {
+            name: "text",
+            summary: "CLIP text embeddings of the class-name prompts (classifier.template, or classifier.ensemble of 28; the paper's default)",
+            params: &[],
+        };
+        &INFO
     }
-    fn init(&self, x: &InitInputs<'_, B>) -> Result<Tensor<B, 2>, PluginError> {
-        let text = x
-            .text
-            .ok_or_else(|| PluginError::Invalid("text init needs a text encoder".into()))?;
-        if x.templates.is_empty() {
-            return Err(PluginError::Invalid(
-                "text init needs at least one prompt template".into(),
-            ));
-        }
-        let mut sum: Option<Tensor<B, 2>> = None;
-        for t in x.templates {
-            let prompts: Vec<String> = x
-                .class_names
-                .iter()
-                .map(|n| t4v_core::plugin::fill_template(t, n))
-                .collect::<Option<_>>()
-                .ok_or_else(|| {
-                    PluginError::Invalid(format!(
-                        "prompt template `{t}` has no `{{}}` for the class name"
-                    ))
-                })?;
-            let e = text.encode(&prompts)?;
-            let norm = e
-                .clone()
-                .powf_scalar(2.0)
-                .sum_dim(1)
-                .sqrt()
-                .clamp_min(1e-12);
-            let e = e / norm;
-            sum = Some(match sum {
-                Some(s) => s + e,
-                None => e,
-            });
-        }
-        Ok(sum.expect("a template") / x.templates.len() as f64)
+    fn needs(&self) -> &'static [Need] {
+        &[Need::ClipText]
     }
+    fn init(&self, x: &InitInputs<'_>) -> Result<Tensor<Host, 2>, PluginError> {
+        prompt_embeddings(x, "text")
+    }
+}
+
+/// `text-bert`: [`Text`]'s arithmetic over a BERT-family sentence encoder.
+pub struct TextBert;
+impl ClassifierInit for TextBert {
+    fn info(&self) -> &'static PluginInfo {
+        static INFO: PluginInfo = PluginInfo {
+            name: "text-bert",
+            summary: "mean-pooled BERT-family sentence embeddings of the prompts (classifier.text_model; a projection meets the video width)",
+            params: &[],
+        };
+        &INFO
+    }
+    fn needs(&self) -> &'static [Need] {
+        &[Need::SentenceEncoder]
+    }
+    fn init(&self, x: &InitInputs<'_>) -> Result<Tensor<Host, 2>, PluginError> {
+        prompt_embeddings(x, "text-bert")
+    }
+}
+
+/// The text encoder's embeddings of every class in every template, normalised, averaged over
+/// templates.
+fn prompt_embeddings(x: &InitInputs<'_>, name: &str) -> Result<Tensor<Host, 2>, PluginError> {
+    let text = x
+        .text
+        .ok_or_else(|| PluginError::Invalid(format!("{name} init needs a text encoder")))?;
+    if x.templates.is_empty() {
+        return Err(PluginError::Invalid(format!(
+            "{name} init needs at least one prompt template"
+        )));
+    }
+    let mut sum: Option<Tensor<Host, 2>> = None;
+    for t in x.templates {
+        let prompts: Vec<String> = x
+            .class_names
+            .iter()
+            .map(|n| t4v_core::plugin::fill_template(t, n))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                PluginError::Invalid(format!(
+                    "prompt template `{t}` has no `{{}}` for the class name"
+                ))
+            })?;
+        let e = text.encode(&prompts)?;
+        let norm = e
+            .clone()
+            .powf_scalar(2.0)
+            .sum_dim(1)
+            .sqrt()
+            .clamp_min(1e-12);
+        let e = e / norm;
+        sum = Some(match sum {
+            Some(s) => s + e,
+            None => e,
+        });
+    }
+    Ok(sum.expect("a template") / x.templates.len() as f64)
 }
 
 #[cfg(test)]
@@ -263,34 +296,35 @@ mod tests {
         let names: Vec<String> = (0..3).map(|i| format!("class {i}")).collect();
         let feats = to_tensor::<Flex>(&random(30, 8, 1), &Default::default());
         let labels: Vec<usize> = (0..30).map(|i| i % 3).collect();
-        let x = InitInputs::<Flex> {
+        let x = InitInputs {
             class_names: &names,
             embed_dim: 8,
             text: None,
             templates: &[],
             features: Some((feats, labels)),
             seed: 4,
-            device: Default::default(),
+            shrinkage: 0.1,
         };
-        let inits: [&dyn ClassifierInit<Flex>; 4] = [
-            &Random,
-            &Orthogonal,
-            &ClassMean,
-            &Lda {
-                shrinkage: Some(0.1),
-            },
-        ];
-        for init in inits {
-            assert_eq!(init.init(&x).unwrap().dims(), [3, 8]);
+        for init in INITS
+            .iter()
+            .filter(|i| !i.needs().contains(&Need::ClipText))
+        {
+            if init.needs().contains(&Need::SentenceEncoder) {
+                continue;
+            }
+            assert_eq!(
+                init.init(&x).unwrap().dims(),
+                [3, 8],
+                "{}",
+                init.info().name
+            );
         }
-        let no_features = InitInputs::<Flex> {
+        let no_features = InitInputs {
             features: None,
             ..x
         };
         assert_eq!(
-            ClassifierInit::<Flex>::init(&Lda { shrinkage: None }, &no_features)
-                .unwrap_err()
-                .to_string(),
+            Lda.init(&no_features).unwrap_err().to_string(),
             "lda init needs frozen training features (a `features` run)"
         );
     }
@@ -314,7 +348,6 @@ mod tests {
 
     #[test]
     fn text_init_fills_templates_and_averages_normalised_embeddings() {
-        use burn::backend::Flex;
         use t4v_core::plugin::TextEncoder;
         let names = vec!["abseiling".to_string(), "archery".to_string()];
         let one = vec!["a video of a person {}.".to_string()];
@@ -322,17 +355,17 @@ mod tests {
             "a video of a person {}.".to_string(),
             "a photo of {}".to_string(),
         ];
-        let mk = |templates: &'static [String]| InitInputs::<Flex> {
+        let mk = |templates: &'static [String]| InitInputs {
             class_names: Box::leak(names.clone().into_boxed_slice()),
             embed_dim: 4,
             text: Some(&Bytes),
             templates,
             features: None,
             seed: 0,
-            device: Default::default(),
+            shrinkage: 0.1,
         };
         let w1 = from_tensor(
-            ClassifierInit::<Flex>::init(&Text, &mk(Box::leak(one.clone().into_boxed_slice())))
+            Text.init(&mk(Box::leak(one.clone().into_boxed_slice())))
                 .unwrap(),
         );
         let e = from_tensor(
@@ -342,9 +375,7 @@ mod tests {
         );
         let want = &e / e.norm();
         assert!((w1.row(0) - want.row(0)).abs().max() < 1e-6);
-        let w2 = from_tensor(
-            ClassifierInit::<Flex>::init(&Text, &mk(Box::leak(two.into_boxed_slice()))).unwrap(),
-        );
+        let w2 = from_tensor(Text.init(&mk(Box::leak(two.into_boxed_slice()))).unwrap());
         let e2 = from_tensor(Bytes.encode(&["a photo of archery".to_string()]).unwrap());
         let e1 = from_tensor(
             Bytes
@@ -354,7 +385,8 @@ mod tests {
         let avg = (&e1 / e1.norm() + &e2 / e2.norm()) / 2.0;
         assert!((w2.row(1) - avg.row(0)).abs().max() < 1e-6);
         let bad = vec!["no slot".to_string()];
-        let err = ClassifierInit::<Flex>::init(&Text, &mk(Box::leak(bad.into_boxed_slice())))
+        let err = Text
+            .init(&mk(Box::leak(bad.into_boxed_slice())))
             .unwrap_err()
             .to_string();
         assert_eq!(

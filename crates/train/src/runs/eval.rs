@@ -9,7 +9,7 @@ use burn::module::Param;
 use burn::tensor::Tensor;
 use t4v_clip::ClipModel;
 use t4v_core::{
-    Family, Job, ParamDef, ParamType, PluginInfo, Reporter, RunError, RunKind, RunSpec,
+    Family, Job, ParamDef, ParamType, PluginInfo, Registry, Reporter, RunError, RunKind, RunSpec,
     VideoEncoder,
 };
 use t4v_fused::{FusedAutodiffBackend, FusedBackend};
@@ -68,15 +68,21 @@ impl RunKind for EvalRun {
     }
 
     fn uses(&self) -> &'static [Family] {
-        &[Family::Dataset]
+        // The init re-initialises W when `params.reinit` is set.
+        &[Family::Dataset, Family::ClassifierInit]
     }
 
     fn needs(&self) -> &'static [&'static str] {
         &["train", PRETRAINED]
     }
 
-    fn execute(&self, job: &Job, reporter: &mut Reporter) -> Result<(), RunError> {
-        on_backend(self, job, reporter)
+    fn execute(
+        &self,
+        job: &Job,
+        registry: &Registry,
+        reporter: &mut Reporter,
+    ) -> Result<(), RunError> {
+        on_backend(self, job, registry, reporter)
     }
 }
 
@@ -84,15 +90,17 @@ impl Body for EvalRun {
     fn run<B: FusedAutodiffBackend>(
         &self,
         job: &Job,
+        registry: &Registry,
         reporter: &mut Reporter,
         device: &B::Device,
     ) -> Result<(), RunError> {
-        eval::<B::InnerBackend>(job, reporter, device)
+        eval::<B::InnerBackend>(job, registry, reporter, device)
     }
 }
 
 /// A `train` run's checkpoint folder: the model as trained, the run's spec and loop state.
 pub(crate) fn load_checkpoint<B: FusedBackend>(
+    registry: &Registry,
     dir: &std::path::Path,
     device: &B::Device,
 ) -> Result<(VideoClassifier<B>, RunSpec, LoopState), RunError> {
@@ -104,8 +112,8 @@ pub(crate) fn load_checkpoint<B: FusedBackend>(
     let (clip, _) =
         ClipModel::<B>::load(&model_dir(&trained.model.backbone)?, device).map_err(fail)?;
     let d = clip.embed_dim();
-    let encoder =
-        ClipVideoEncoder::new(clip, &trained.model.temporal_head, trained.seed).map_err(fail)?;
+    let head = crate::temporal::find(registry, &trained.model.temporal_head).map_err(fail)?;
+    let encoder = ClipVideoEncoder::new(clip, head, trained.seed);
     let skeleton = VideoClassifier {
         encoder,
         classifier: CosineClassifier::new(
@@ -121,6 +129,7 @@ pub(crate) fn load_checkpoint<B: FusedBackend>(
 
 fn eval<B: FusedBackend>(
     job: &Job,
+    registry: &Registry,
     reporter: &mut Reporter,
     device: &B::Device,
 ) -> Result<(), RunError> {
@@ -138,7 +147,7 @@ fn eval<B: FusedBackend>(
     let wanted = need.run_dir.join("checkpoint").join(which);
     let dir = fit::existing(&wanted)
         .ok_or_else(|| fail(format!("no checkpoint at {}", wanted.display())))?;
-    let (mut model, trained, state) = load_checkpoint::<B>(&dir, device)?;
+    let (mut model, trained, state) = load_checkpoint::<B>(registry, &dir, device)?;
     let d = model.encoder.embed_dim();
     reporter.log(format!(
         "checkpoint {} (epoch {}, validation top-1 {:?})",
@@ -150,8 +159,8 @@ fn eval<B: FusedBackend>(
     let dataset = open_dataset(spec, reporter)?;
     let classes = dataset.class_names().to_vec();
     if job.param("reinit")?.as_bool() == Some(true) {
-        let clip = text_tower::<B>(spec, &trained.model.backbone, device)?;
-        let w = classifier_weights(spec, &classes, d, clip.as_ref(), None, device)?;
+        let clip = text_tower::<B>(registry, spec, &trained.model.backbone, device)?;
+        let w = classifier_weights(registry, spec, &classes, d, clip.as_ref(), None, device)?;
         if w.dims()[1] != state.classifier_shape[1] {
             return Err(fail(format!(
                 "params.reinit: classifier.init `{}` gives width {}, the checkpoint's classifier has {}",

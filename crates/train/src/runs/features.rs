@@ -7,7 +7,8 @@ use burn::tensor::{Tensor, TensorData};
 use serde_json::json;
 use t4v_clip::ClipModel;
 use t4v_core::{
-    Family, Job, ParamDef, ParamType, PluginInfo, Reporter, RunError, RunKind, VideoEncoder,
+    Family, Job, ParamDef, ParamType, PluginInfo, Registry, Reporter, RunError, RunKind,
+    VideoEncoder,
 };
 use t4v_video::loader::epoch;
 
@@ -57,8 +58,13 @@ impl RunKind for FeaturesRun {
         &[PRETRAINED]
     }
 
-    fn execute(&self, job: &Job, reporter: &mut Reporter) -> Result<(), RunError> {
-        on_backend(self, job, reporter)
+    fn execute(
+        &self,
+        job: &Job,
+        registry: &Registry,
+        reporter: &mut Reporter,
+    ) -> Result<(), RunError> {
+        on_backend(self, job, registry, reporter)
     }
 }
 
@@ -66,6 +72,7 @@ impl Body for FeaturesRun {
     fn run<B: FusedAutodiffBackend>(
         &self,
         job: &Job,
+        _registry: &Registry,
         reporter: &mut Reporter,
         device: &B::Device,
     ) -> Result<(), RunError> {
@@ -139,7 +146,7 @@ fn extract<B: FusedBackend>(
 
     let (clip, config) = ClipModel::<B>::load(&dir, device).map_err(fail)?;
     super::check_input_size(spec, &config)?;
-    let encoder = ClipVideoEncoder::new(clip, "mean", spec.seed).map_err(fail)?;
+    let encoder = ClipVideoEncoder::new(clip, &crate::temporal::Mean, spec.seed);
     let n = videos.len();
     let source = t4v_datasets::source_of(dataset.as_ref(), videos).map_err(fail)?;
     let d = encoder.embed_dim();

@@ -15,7 +15,7 @@ use t4v_fused::{FusedAutodiffBackend, FusedBackend};
 
 use burn::tensor::{Tensor, TensorData};
 use t4v_core::plugin::Metric;
-use t4v_core::{Job, Reporter, RunError, RunSpec};
+use t4v_core::{Job, Registry, Reporter, RunError, RunSpec};
 use t4v_video::loader::{ClipSource, LoaderConfig, Mode, OnError, epoch, multi_view};
 
 pub use eval::EvalRun;
@@ -64,6 +64,7 @@ pub(crate) trait Body {
     fn run<B: FusedAutodiffBackend>(
         &self,
         job: &Job,
+        registry: &Registry,
         reporter: &mut Reporter,
         device: &B::Device,
     ) -> Result<(), RunError>;
@@ -73,6 +74,7 @@ pub(crate) trait Body {
 pub(crate) fn on_backend(
     body: &impl Body,
     job: &Job,
+    registry: &Registry,
     reporter: &mut Reporter,
 ) -> Result<(), RunError> {
     use burn::backend::Autodiff;
@@ -90,11 +92,12 @@ pub(crate) fn on_backend(
             if job.spec.model.checkpointing {
                 body.run::<Autodiff<$inner, BalancedCheckpointing>>(
                     job,
+                    registry,
                     reporter,
                     &Default::default(),
                 )
             } else {
-                body.run::<Autodiff<$inner>>(job, reporter, &Default::default())
+                body.run::<Autodiff<$inner>>(job, registry, reporter, &Default::default())
             }
         };
     }

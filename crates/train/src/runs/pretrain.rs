@@ -22,7 +22,9 @@ use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Int, Tensor, TensorData};
 use t4v_clip::{Activation, ClipConfig, ClipModel, ClipTokenizer, TextConfig, VisionConfig};
-use t4v_core::{Family, Job, ParamDef, ParamType, PluginInfo, Reporter, RunError, RunKind};
+use t4v_core::{
+    Family, Job, ParamDef, ParamType, PluginInfo, Registry, Reporter, RunError, RunKind,
+};
 use t4v_video::Video;
 use t4v_video::loader::{ClipSource, epoch_from};
 
@@ -114,8 +116,13 @@ impl RunKind for PretrainRun {
         &[Family::Dataset]
     }
 
-    fn execute(&self, job: &Job, reporter: &mut Reporter) -> Result<(), RunError> {
-        on_backend(self, job, reporter)
+    fn execute(
+        &self,
+        job: &Job,
+        registry: &Registry,
+        reporter: &mut Reporter,
+    ) -> Result<(), RunError> {
+        on_backend(self, job, registry, reporter)
     }
 }
 
@@ -123,6 +130,7 @@ impl Body for PretrainRun {
     fn run<B: FusedAutodiffBackend>(
         &self,
         job: &Job,
+        _registry: &Registry,
         reporter: &mut Reporter,
         device: &B::Device,
     ) -> Result<(), RunError> {

@@ -5,7 +5,9 @@
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Tensor, TensorData};
-use t4v_core::{Family, Job, ParamDef, ParamType, PluginInfo, Reporter, RunError, RunKind};
+use t4v_core::{
+    Family, Job, ParamDef, ParamType, PluginInfo, Registry, Reporter, RunError, RunKind,
+};
 use t4v_fused::{FusedAutodiffBackend, FusedBackend};
 
 use super::{
@@ -40,15 +42,24 @@ impl RunKind for ProbeRun {
     }
 
     fn uses(&self) -> &'static [Family] {
-        &[Family::Dataset, Family::ClassifierInit]
+        &[
+            Family::Dataset,
+            Family::ClassifierInit,
+            Family::TemporalHead,
+        ]
     }
 
     fn needs(&self) -> &'static [&'static str] {
         &["features", "test", PRETRAINED]
     }
 
-    fn execute(&self, job: &Job, reporter: &mut Reporter) -> Result<(), RunError> {
-        on_backend(self, job, reporter)
+    fn execute(
+        &self,
+        job: &Job,
+        registry: &Registry,
+        reporter: &mut Reporter,
+    ) -> Result<(), RunError> {
+        on_backend(self, job, registry, reporter)
     }
 }
 
@@ -56,10 +67,11 @@ impl Body for ProbeRun {
     fn run<B: FusedAutodiffBackend>(
         &self,
         job: &Job,
+        registry: &Registry,
         reporter: &mut Reporter,
         device: &B::Device,
     ) -> Result<(), RunError> {
-        probe::<B>(job, reporter, device)
+        probe::<B>(job, registry, reporter, device)
     }
 }
 
@@ -109,6 +121,7 @@ fn scores<B: FusedBackend>(
 
 fn probe<B: FusedAutodiffBackend>(
     job: &Job,
+    registry: &Registry,
     reporter: &mut Reporter,
     device: &B::Device,
 ) -> Result<(), RunError> {
@@ -130,8 +143,9 @@ fn probe<B: FusedAutodiffBackend>(
     let n = train.shape[0] * repeat;
     let w = {
         let inner = device;
-        let clip = text_tower::<B::InnerBackend>(spec, &spec.model.backbone, inner)?;
+        let clip = text_tower::<B::InnerBackend>(registry, spec, &spec.model.backbone, inner)?;
         let w = classifier_weights::<B::InnerBackend>(
+            registry,
             spec,
             &classes,
             d,
@@ -143,7 +157,12 @@ fn probe<B: FusedAutodiffBackend>(
     };
     let scale = job.param_f64("logit_scale")?;
     let model = Probe {
-        head: TemporalHead::new(&spec.model.temporal_head, d, spec.seed, device).map_err(fail)?,
+        head: TemporalHead::new(
+            crate::temporal::find(registry, &spec.model.temporal_head).map_err(fail)?,
+            d,
+            spec.seed,
+            device,
+        ),
         classifier: CosineClassifier::new(
             w,
             d,

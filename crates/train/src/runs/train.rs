@@ -14,7 +14,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Tensor, TensorData};
 use t4v_clip::ClipModel;
 use t4v_core::{
-    Family, Job, ParamDef, ParamType, PluginInfo, Reporter, RunError, RunKind, RunSpec,
+    Family, Job, ParamDef, ParamType, PluginInfo, Registry, Reporter, RunError, RunKind, RunSpec,
     VideoEncoder,
 };
 use t4v_video::Video;
@@ -67,15 +67,25 @@ impl RunKind for TrainRun {
     }
 
     fn uses(&self) -> &'static [Family] {
-        &[Family::Dataset, Family::ClassifierInit, Family::Encoder]
+        &[
+            Family::Dataset,
+            Family::ClassifierInit,
+            Family::Encoder,
+            Family::TemporalHead,
+        ]
     }
 
     fn needs(&self) -> &'static [&'static str] {
         &["features", "init", PRETRAINED]
     }
 
-    fn execute(&self, job: &Job, reporter: &mut Reporter) -> Result<(), RunError> {
-        on_backend(self, job, reporter)
+    fn execute(
+        &self,
+        job: &Job,
+        registry: &Registry,
+        reporter: &mut Reporter,
+    ) -> Result<(), RunError> {
+        on_backend(self, job, registry, reporter)
     }
 }
 
@@ -83,10 +93,11 @@ impl Body for TrainRun {
     fn run<B: FusedAutodiffBackend>(
         &self,
         job: &Job,
+        registry: &Registry,
         reporter: &mut Reporter,
         device: &B::Device,
     ) -> Result<(), RunError> {
-        train::<B>(job, reporter, device)
+        train::<B>(job, registry, reporter, device)
     }
 }
 
@@ -143,16 +154,17 @@ fn training_videos(
 
 /// Builds the classifier of a spec: the CLIP image tower, the temporal head, and W from the init.
 pub(crate) fn build<B: FusedBackend>(
+    registry: &Registry,
     spec: &RunSpec,
     classes: &[String],
     features: Option<&crate::cache::Features>,
     device: &B::Device,
 ) -> Result<VideoClassifier<B>, RunError> {
-    let (clip, w) = match text_tower::<B>(spec, &spec.model.backbone, device)? {
+    let (clip, w) = match text_tower::<B>(registry, spec, &spec.model.backbone, device)? {
         Some(clip) => {
             super::check_input_size(spec, &clip.config)?;
             let d = clip.model.embed_dim();
-            let w = classifier_weights(spec, classes, d, Some(&clip), features, device)?;
+            let w = classifier_weights(registry, spec, classes, d, Some(&clip), features, device)?;
             (clip.model, w)
         }
         None => {
@@ -160,14 +172,14 @@ pub(crate) fn build<B: FusedBackend>(
                 ClipModel::<B>::load(&model_dir(&spec.model.backbone)?, device).map_err(fail)?;
             super::check_input_size(spec, &config)?;
             let d = clip.embed_dim();
-            let w = classifier_weights(spec, classes, d, None, features, device)?;
+            let w = classifier_weights(registry, spec, classes, d, None, features, device)?;
             (clip, w)
         }
     };
     let d = clip.embed_dim();
     let logit_scale = clip.logit_scale.val();
-    let encoder =
-        ClipVideoEncoder::new(clip, &spec.model.temporal_head, spec.seed).map_err(fail)?;
+    let head = crate::temporal::find(registry, &spec.model.temporal_head).map_err(fail)?;
+    let encoder = ClipVideoEncoder::new(clip, head, spec.seed);
     Ok(VideoClassifier {
         classifier: CosineClassifier::new(w, d, spec.classifier.frozen, logit_scale),
         encoder,
@@ -176,6 +188,7 @@ pub(crate) fn build<B: FusedBackend>(
 
 fn train<B: FusedAutodiffBackend>(
     job: &Job,
+    registry: &Registry,
     reporter: &mut Reporter,
     device: &B::Device,
 ) -> Result<(), RunError> {
@@ -208,7 +221,7 @@ fn train<B: FusedAutodiffBackend>(
     let ckpt = job.run_dir.join("checkpoint");
     let (last_dir, best_dir) = (ckpt.join("last"), ckpt.join("best"));
     let features = optional_features(job, "features")?;
-    let mut model = build::<B>(spec, &classes, features.as_ref(), device)?;
+    let mut model = build::<B>(registry, spec, &classes, features.as_ref(), device)?;
     let mut state = LoopState {
         classifier_shape: model.classifier.weight.dims(),
         ..Default::default()
@@ -245,7 +258,7 @@ fn train<B: FusedAutodiffBackend>(
     if resume.is_none()
         && let Some(init) = job.needs.get("init")
     {
-        model = init_from(model, &init.run_dir, spec, device)?;
+        model = init_from(registry, model, &init.run_dir, spec, device)?;
         reporter.log(format!(
             "visual encoder, temporal head and logit scale from run {}",
             init.id
@@ -437,6 +450,7 @@ fn train<B: FusedAutodiffBackend>(
 /// and ActivityNet from its K400 model): its visual encoder, temporal head and logit scale; W
 /// stays this run's, for this run's classes.
 fn init_from<B: FusedAutodiffBackend>(
+    registry: &Registry,
     mut model: VideoClassifier<B>,
     run_dir: &Path,
     spec: &RunSpec,
@@ -445,7 +459,7 @@ fn init_from<B: FusedAutodiffBackend>(
     let wanted = run_dir.join("checkpoint").join("last");
     let dir = fit::existing(&wanted)
         .ok_or_else(|| fail(format!("needs.init: no checkpoint at {}", wanted.display())))?;
-    let (loaded, from, _) = super::eval::load_checkpoint::<B>(&dir, device)?;
+    let (loaded, from, _) = super::eval::load_checkpoint::<B>(registry, &dir, device)?;
     if from.model.backbone != spec.model.backbone
         || from.model.temporal_head != spec.model.temporal_head
     {

@@ -3,7 +3,9 @@
 //! mean class accuracy over all classes and, with `half_class_draws`, the half-class protocol
 //! (classes of draw s = numpy's `seed(s); permutation(C)[:C/2]`) as mean ± std of top-1.
 
-use t4v_core::{Family, Job, ParamDef, ParamType, PluginInfo, Reporter, RunError, RunKind};
+use t4v_core::{
+    Family, Job, ParamDef, ParamType, PluginInfo, Registry, Reporter, RunError, RunKind,
+};
 use t4v_fused::{FusedAutodiffBackend, FusedBackend};
 
 use super::{
@@ -38,8 +40,13 @@ impl RunKind for ZeroShotRun {
         &["features", PRETRAINED]
     }
 
-    fn execute(&self, job: &Job, reporter: &mut Reporter) -> Result<(), RunError> {
-        on_backend(self, job, reporter)
+    fn execute(
+        &self,
+        job: &Job,
+        registry: &Registry,
+        reporter: &mut Reporter,
+    ) -> Result<(), RunError> {
+        on_backend(self, job, registry, reporter)
     }
 }
 
@@ -47,15 +54,17 @@ impl Body for ZeroShotRun {
     fn run<B: FusedAutodiffBackend>(
         &self,
         job: &Job,
+        registry: &Registry,
         reporter: &mut Reporter,
         device: &B::Device,
     ) -> Result<(), RunError> {
-        zero_shot::<B::InnerBackend>(job, reporter, device)
+        zero_shot::<B::InnerBackend>(job, registry, reporter, device)
     }
 }
 
 fn zero_shot<B: FusedBackend>(
     job: &Job,
+    registry: &Registry,
     reporter: &mut Reporter,
     device: &B::Device,
 ) -> Result<(), RunError> {
@@ -64,8 +73,8 @@ fn zero_shot<B: FusedBackend>(
     let d = cached.shape[2];
     let dataset = open_dataset(spec, reporter)?;
     let classes = dataset.class_names().to_vec();
-    let clip = text_tower::<B>(spec, &spec.model.backbone, device)?;
-    let w = classifier_weights(spec, &classes, d, clip.as_ref(), None, device)?;
+    let clip = text_tower::<B>(registry, spec, &spec.model.backbone, device)?;
+    let w = classifier_weights(registry, spec, &classes, d, clip.as_ref(), None, device)?;
     let (v, labels) = video_features::<B>(&cached, device);
     // The evaluation logits of the cosine classifier (100 · cos); no training, so no scale.
     let classifier = CosineClassifier::new(w, d, true, burn::tensor::Tensor::zeros([1], device));
