@@ -1,8 +1,6 @@
 //! `cargo xtask`: the text4vis-rs command line.
 
-mod alloc;
 mod backend;
-mod bench;
 mod clip_cmd;
 mod data_cmd;
 mod listing;
@@ -15,12 +13,13 @@ mod test_cmd;
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 /// mimalloc: clips and batches are large, short-lived buffers; the system allocator maps and
 /// unmaps them on every batch (a quarter of the loader's time in page faults).
 #[global_allocator]
-static ALLOC: alloc::Counting<mimalloc::MiMalloc> = alloc::Counting::new(mimalloc::MiMalloc);
+static ALLOC: t4v_bench::Counting<mimalloc::MiMalloc> =
+    t4v_bench::Counting::new(mimalloc::MiMalloc);
 
 unsafe extern "C" {
     fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
@@ -112,7 +111,7 @@ enum Cmd {
     Bench {
         /// Which benchmark.
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(
-            bench::BENCHES.iter().map(|b| clap::builder::PossibleValue::new(b.name).help(b.about))
+            t4v_bench::BENCHES.iter().map(|b| clap::builder::PossibleValue::new(b.name).help(b.about))
         ))]
         name: Option<String>,
         /// Runs in the engine benchmark's sweep.
@@ -210,7 +209,16 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Data(args) => data_cmd::run(&args, &registry),
         Cmd::Prepare(args) => prepare_cmd::run(&args, &registry),
         Cmd::Test(args) => test_cmd::run(&args),
-        Cmd::Bench { name, runs } => bench::run(name.as_deref(), runs, &registry),
+        Cmd::Bench { name, runs } => t4v_bench::run(
+            name.as_deref(),
+            runs,
+            &registry,
+            t4v_bench::Driver {
+                cli: std::env::current_exe().context("locating the xtask binary")?,
+                memory: &ALLOC,
+                cuda: backend::check("cuda").is_ok(),
+            },
+        ),
     }
 }
 

@@ -155,7 +155,7 @@ fn count(dir: &Path) -> (usize, u64) {
 fn ours(set: &Set, root: &Path, out: &Path, jobs: usize) -> Result<f64> {
     let _ = std::fs::remove_dir_all(out);
     let t = Instant::now();
-    let o = Command::new(std::env::current_exe()?)
+    let o = Command::new(crate::cli())
         .args(["prepare", set.dataset, "--root"])
         .arg(root)
         .arg("--out")

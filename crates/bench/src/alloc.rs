@@ -1,5 +1,6 @@
-//! The command line's allocator, counted: live bytes and their peak (what `bench train`
-//! reports as a step's peak memory, independent of how much the allocator keeps from the OS).
+//! An allocator, counted: live bytes and their peak (what `bench train` reports as a step's
+//! peak memory, independent of how much the allocator keeps from the OS). The command line
+//! wraps its global allocator in [`Counting`] and hands the benchmarks its [`Memory`].
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -74,5 +75,24 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
             }
         }
         p
+    }
+}
+
+/// Live and peak bytes of a counted allocator.
+pub trait Memory: Sync {
+    fn live(&self) -> usize;
+    fn peak(&self) -> usize;
+    fn reset_peak(&self);
+}
+
+impl<A: Sync> Memory for Counting<A> {
+    fn live(&self) -> usize {
+        Counting::live(self)
+    }
+    fn peak(&self) -> usize {
+        Counting::peak(self)
+    }
+    fn reset_peak(&self) {
+        Counting::reset_peak(self)
     }
 }

@@ -1,13 +1,19 @@
-//! `bench`: benchmarks, printed one line per measurement; [`BENCHES`] lists them (it is what
-//! `--help` shows and what `bench` with no name runs, in order). Compute benchmarks measure
-//! their peer — PyTorch 2.x from PyPI (`T4V_PYTHON`, default `/opt/t4v-ref/bin/python`) — in
-//! the same command, over several rounds (`T4V_BENCH_ROUNDS`, default 5), and print the median
-//! with the range.
+//! Benchmarks, printed one line per measurement; [`BENCHES`] lists them (it is what the
+//! command line's `bench --help` shows and what `bench` with no name runs, in order). Compute
+//! benchmarks measure their peer — PyTorch 2.x from PyPI (`T4V_PYTHON`, default
+//! `/opt/t4v-ref/bin/python`) — in the same command, over several rounds (`T4V_BENCH_ROUNDS`,
+//! default 5), and print the median with the range. Peer scripts are in `peers/`.
+//!
+//! Errors go straight to the person running the benchmark, so this harness uses `anyhow` like
+//! the command line that drives it.
 
+pub mod alloc;
 mod cluster;
 mod compute;
 mod frames;
 
+use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use std::collections::BTreeMap;
@@ -16,6 +22,56 @@ use anyhow::{Context, Result};
 use t4v_core::Registry;
 use t4v_store::Store;
 use t4v_sweep::Plan;
+
+pub use alloc::{Counting, Memory};
+
+/// What the command line running the benchmarks provides: itself (whole-command benchmarks
+/// run it: sweeps, `prepare`, `report`), its allocator's counters (peak memory of a step) and
+/// whether CUDA can run here.
+pub struct Driver {
+    pub cli: PathBuf,
+    pub memory: &'static dyn Memory,
+    pub cuda: bool,
+}
+
+/// Set once by [`run`]; a process runs benchmarks for one command line.
+static DRIVER: OnceLock<Driver> = OnceLock::new();
+
+fn driver() -> &'static Driver {
+    DRIVER.get().expect("benchmarks run through t4v_bench::run")
+}
+
+fn cli() -> PathBuf {
+    driver().cli.clone()
+}
+
+fn memory() -> &'static dyn Memory {
+    driver().memory
+}
+
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+fn cuda() -> bool {
+    driver().cuda
+}
+
+/// Writes f32 tensors (name → shape, values) as safetensors.
+fn write_f32(
+    path: &std::path::Path,
+    tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+) -> Result<()> {
+    let raw = tensors
+        .iter()
+        .map(|(k, (shape, data))| {
+            let t = t4v_clip::weights::RawTensor {
+                shape: shape.clone(),
+                data: data.clone(),
+            };
+            (k.clone(), t)
+        })
+        .collect();
+    t4v_clip::weights::Export { tensors: raw }.write(path)?;
+    Ok(())
+}
 
 /// A benchmark: its name on the command line, what it measures, and its body.
 pub struct Bench {
@@ -94,8 +150,11 @@ pub static BENCHES: &[Bench] = &[
     },
 ];
 
-/// Runs the benchmark `name`, or all of them.
-pub fn run(name: Option<&str>, runs: usize, registry: &Registry) -> Result<()> {
+/// Runs the benchmark `name`, or all of them, for the command line `driver` describes.
+pub fn run(name: Option<&str>, runs: usize, registry: &Registry, driver: Driver) -> Result<()> {
+    if DRIVER.set(driver).is_err() {
+        anyhow::bail!("benchmarks already ran in this process");
+    }
     let ctx = Ctx { runs, registry };
     for b in BENCHES.iter().filter(|b| name.is_none_or(|n| n == b.name)) {
         (b.run)(&ctx)?;
@@ -153,8 +212,8 @@ fn cores() -> usize {
 /// The workspace root, where fixtures and peer scripts are read: the folder the binary was
 /// built in, or — for a binary carried to another machine (a GPU host) — the current folder.
 pub fn repo() -> std::path::PathBuf {
-    let built = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    if built.join("xtask/bench").is_dir() {
+    let built = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    if built.join("crates/bench/peers").is_dir() {
         built
     } else {
         std::env::current_dir().unwrap_or(built)
@@ -212,16 +271,16 @@ fn engine(n: usize, registry: &Registry) -> Result<()> {
          s.add(all.extract(0, {n}));\n"
     );
     let tmp = tempfile::tempdir()?;
-    let live = crate::ALLOC.live();
-    crate::ALLOC.reset_peak();
+    let live = crate::memory().live();
+    crate::memory().reset_peak();
     let t = Instant::now();
     let def = t4v_sweep::script::evaluate("bench.rhai", &script, registry)?;
     let eval = t.elapsed();
     let plan = Plan::new(&def, None, false)?;
     let plan_fresh = t.elapsed();
     // What the limit on a sweep's runs (`script::MAX_RUNS`) bounds: memory per planned run.
-    let held = crate::ALLOC.live().saturating_sub(live);
-    let peak = crate::ALLOC.peak().saturating_sub(live);
+    let held = crate::memory().live().saturating_sub(live);
+    let peak = crate::memory().peak().saturating_sub(live);
     println!(
         "sweep of {} runs: evaluate script {:.3}s, evaluate + plan (empty store) {:.3}s; memory {:.1} KB per run held by the plan, {:.1} KB per run at the peak (limit {} runs)",
         def.runs.len(),
@@ -254,7 +313,7 @@ fn engine(n: usize, registry: &Registry) -> Result<()> {
     );
     drop(store);
 
-    let exe = std::env::current_exe()?;
+    let exe = crate::cli();
     let t = Instant::now();
     let out = std::process::Command::new(&exe)
         .args(["--results"])
@@ -353,7 +412,7 @@ fn data() -> Result<()> {
         }
     }
     let ours = clips as f64 / t.elapsed().as_secs_f64();
-    let script = repo().join("xtask/bench/data_pil.py");
+    let script = repo().join("crates/bench/peers/data_pil.py");
     let mut cmd = std::process::Command::new(python());
     cmd.arg(script)
         .arg(tmp.path())
@@ -421,7 +480,7 @@ fn lda() -> Result<()> {
             .flat_map(|&l| (l as i64).to_le_bytes())
             .collect::<Vec<u8>>(),
     )?;
-    let script = repo().join("xtask/bench/lda_sklearn.py");
+    let script = repo().join("crates/bench/peers/lda_sklearn.py");
     let mut cmd = std::process::Command::new(python());
     cmd.env_remove("OPENBLAS_CORETYPE")
         .env_remove("OPENBLAS_L2_SIZE")
@@ -490,7 +549,7 @@ fn probe_model(dir: &std::path::Path) -> Result<()> {
         }
         out.insert(name, (shape, data));
     }
-    crate::clip_cmd::write_f32(&dir.join("model.safetensors"), &out, None)?;
+    write_f32(&dir.join("model.safetensors"), &out)?;
     let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
         fixtures.join("tiny-a/config.json"),
     )?)?;
@@ -539,7 +598,7 @@ fn probe() -> Result<()> {
             bert.display()
         )
     };
-    let exe = std::env::current_exe()?;
+    let exe = crate::cli();
     let jobs = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -602,7 +661,7 @@ fn probe() -> Result<()> {
     }
     let mut cmd = std::process::Command::new(python());
     cmd.env("OMP_NUM_THREADS", "1")
-        .arg(repo().join("xtask/bench/probe_torch.py"))
+        .arg(repo().join("crates/bench/peers/probe_torch.py"))
         .args(["1", &rounds().min(3).to_string()]);
     if let Some(v) = peer(&mut cmd, "PyTorch")? {
         let s = compute::peer_stats(&v, "s_per_run")?;
@@ -676,7 +735,7 @@ fn report(n: usize) -> Result<()> {
         text.len() as f64 / 1e6,
         t.elapsed().as_secs_f64()
     );
-    let exe = std::env::current_exe()?;
+    let exe = crate::cli();
     for (what, table) in [
         (
             "summary",

@@ -18,7 +18,7 @@ use super::{Stats, cores, env_number, peer, python, rounds};
 type Cpu = burn::backend::Flex;
 
 fn script(name: &str) -> PathBuf {
-    super::repo().join("xtask/bench").join(name)
+    super::repo().join("crates/bench/peers").join(name)
 }
 
 /// Runs a PyTorch peer script with `threads` intra-op threads (and as many for MKL/OpenMP).
@@ -202,7 +202,7 @@ fn tiny_step<B: FusedAutodiffBackend>(device: &B::Device) -> Result<(f64, f64)> 
     let w = t4v_inits::to_tensor::<B>(&t4v_inits::random(48, d, 7), device);
     let scale = clip.logit_scale.val();
     let model = VideoClassifier {
-        encoder: t4v_train::ClipVideoEncoder::new(clip, "transf", 7).map_err(anyhow::Error::msg)?,
+        encoder: t4v_train::ClipVideoEncoder::new(clip, &t4v_train::temporal::Transf, 7),
         classifier: CosineClassifier::new(w, d, true, scale),
     };
     let ds = <t4v_datasets::Synthetic as t4v_core::DatasetPlugin>::open(
@@ -261,7 +261,7 @@ fn b16_steps<B: FusedAutodiffBackend>(
     let w = t4v_inits::to_tensor::<B>(&t4v_inits::random(400, d, 1), device);
     let scale = clip.logit_scale.val();
     let mut model = VideoClassifier {
-        encoder: t4v_train::ClipVideoEncoder::new(clip, "transf", 1).map_err(anyhow::Error::msg)?,
+        encoder: t4v_train::ClipVideoEncoder::new(clip, &t4v_train::temporal::Transf, 1),
         classifier: CosineClassifier::new(w, d, true, scale),
     };
     let x = Tensor::<B, 5>::random(
@@ -283,15 +283,15 @@ fn b16_steps<B: FusedAutodiffBackend>(
         Ok(m)
     };
     model = step(model)?; // warm-up (and autotuning on CUDA)
-    crate::ALLOC.reset_peak();
-    let base = crate::ALLOC.live();
+    crate::memory().reset_peak();
+    let base = crate::memory().live();
     let mut times = Vec::new();
     for _ in 0..steps {
         let t = Instant::now();
         model = step(model)?;
         times.push(t.elapsed().as_secs_f64());
     }
-    Ok((times, crate::ALLOC.peak().saturating_sub(base)))
+    Ok((times, crate::memory().peak().saturating_sub(base)))
 }
 
 pub fn train() -> Result<()> {
@@ -299,7 +299,7 @@ pub fn train() -> Result<()> {
     let (c0, c1) = tiny_step::<Autodiff<Cpu>>(&Default::default())?;
     println!("  cpu (flex, f32): {c0:.7} / {c1:.7}");
     #[cfg(feature = "cuda")]
-    if crate::backend::check("cuda").is_ok() {
+    if crate::cuda() {
         let (g0, g1) = tiny_step::<Autodiff<burn::backend::Cuda>>(&Default::default())?;
         let diff = (g0 - c0).abs().max((g1 - c1).abs());
         println!(
@@ -351,7 +351,7 @@ pub fn train() -> Result<()> {
         peak as f64 / 1e9
     );
     #[cfg(feature = "cuda")]
-    if crate::backend::check("cuda").is_ok() {
+    if crate::cuda() {
         cuda_train()?;
     }
     Ok(())
@@ -541,7 +541,7 @@ pub fn pretrain() -> Result<()> {
 }
 
 pub fn quickstart() -> Result<()> {
-    let exe = std::env::current_exe()?;
+    let exe = crate::cli();
     let tmp = tempfile::tempdir()?;
     let results = tmp.path().join("results");
     let root = super::repo();

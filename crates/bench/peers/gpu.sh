@@ -3,7 +3,7 @@
 # PyTorch in its Python and no Rust toolchain (the device hosts some sessions are lent):
 #
 #   here:   CARGO_TARGET_DIR=target-cuda cargo build --release --locked -p xtask --features cuda
-#   there:  bash xtask/bench/gpu.sh            (from the repository root, target-cuda/release/xtask
+#   there:  bash crates/bench/peers/gpu.sh            (from the repository root, target-cuda/release/xtask
 #                                               carried; about 5 minutes on an H200)
 #
 # It prints the CUDA tiny-configuration loss against the CPU's (1e-4), the fused kernels' CUDA

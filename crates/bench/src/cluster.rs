@@ -12,7 +12,7 @@ fn selftest(executor: &str, jobs: usize) -> Result<f64> {
     let dir = tempfile::tempdir()?;
     let script = repo().join("experiments/selftest.rhai");
     let t = Instant::now();
-    let o = Command::new(std::env::current_exe()?)
+    let o = Command::new(crate::cli())
         .arg("--results")
         .arg(dir.path())
         .arg("sweep")
