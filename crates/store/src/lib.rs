@@ -228,20 +228,7 @@ impl Store {
             path: dir.to_path_buf(),
             source: sled::Error::Io(e),
         })?;
-        let db = sled::Config::new().path(dir).open().map_err(|e| match e {
-            sled::Error::Io(io)
-                if io.kind() == std::io::ErrorKind::WouldBlock
-                    || io.to_string().contains("lock") =>
-            {
-                StoreError::Locked {
-                    path: dir.to_path_buf(),
-                }
-            }
-            e => StoreError::Open {
-                path: dir.to_path_buf(),
-                source: e,
-            },
-        })?;
+        let db = open_sled(dir)?;
         let meta = db.open_tree("meta")?;
         match meta.get("layout")? {
             None => {
@@ -893,6 +880,35 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+/// sled drops its file lock from a background thread once the last handle goes, so a store this
+/// process has just closed can read as locked for a moment: the lock is retried for up to 3 s
+/// before it is reported as held by another process.
+fn open_sled(dir: &Path) -> Result<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let r = sled::Config::new().path(dir).open().map_err(|e| match e {
+            sled::Error::Io(io)
+                if io.kind() == std::io::ErrorKind::WouldBlock
+                    || io.to_string().contains("lock") =>
+            {
+                StoreError::Locked {
+                    path: dir.to_path_buf(),
+                }
+            }
+            e => StoreError::Open {
+                path: dir.to_path_buf(),
+                source: e,
+            },
+        });
+        match r {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            r => return r,
+        }
     }
 }
 
